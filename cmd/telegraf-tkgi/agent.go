@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/influxdata/telegraf/agent"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/logger"
+	"github.com/influxdata/telegraf/plugins/inputs"
+	"github.com/influxdata/telegraf/plugins/outputs"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/buildinfo"
+)
+
+const defaultWatchInterval = 2 * time.Second
+
+type agentOptions struct {
+	configFiles   []string
+	configDirs    []string
+	inputFilters  []string
+	outputFilters []string
+	test          bool
+	testWait      int
+	once          bool
+	debug         bool
+	quiet         bool
+	pidFile       string
+	watchConfig   string
+	watchInterval time.Duration
+	pprofAddr     string
+	unprotected   bool
+	nonStrictEnv  bool
+}
+
+// agentOptionsFrom reads the options; run flags exist only on the top-level
+// command, so subcommands such as `config check` pass runFlags=false.
+func agentOptionsFrom(cCtx *cli.Context, runFlags bool) agentOptions {
+	o := agentOptions{
+		configFiles:   stringSliceFlag(cCtx, "config"),
+		configDirs:    stringSliceFlag(cCtx, "config-directory"),
+		inputFilters:  splitFilter(cCtx, "input-filter"),
+		outputFilters: splitFilter(cCtx, "output-filter"),
+	}
+	if runFlags {
+		o.test = cCtx.Bool("test")
+		o.testWait = cCtx.Int("test-wait")
+		o.once = cCtx.Bool("once")
+		o.debug = cCtx.Bool("debug")
+		o.quiet = cCtx.Bool("quiet")
+		o.pidFile = cCtx.String("pidfile")
+		o.watchConfig = cCtx.String("watch-config")
+		o.watchInterval = cCtx.Duration("watch-interval")
+		o.pprofAddr = cCtx.String("pprof-addr")
+		o.unprotected = cCtx.Bool("unprotected")
+		o.nonStrictEnv = cCtx.Bool("non-strict-env-handling")
+	}
+	return o
+}
+
+func (o *agentOptions) testMode() bool {
+	return !o.once && (o.test || o.testWait != 0)
+}
+
+func (o *agentOptions) validate() error {
+	switch o.watchConfig {
+	case "", "inotify", "poll":
+	default:
+		return fmt.Errorf("invalid --watch-config %q: use 'inotify' or 'poll'", o.watchConfig)
+	}
+	if o.testWait < 0 {
+		return fmt.Errorf("invalid --test-wait %d: must not be negative", o.testWait)
+	}
+	for _, name := range o.inputFilters {
+		if _, ok := inputs.Inputs[name]; !ok {
+			return fmt.Errorf("--input-filter names unknown input %q; see 'telegraf-tkgi plugins inputs'", name)
+		}
+	}
+	for _, name := range o.outputFilters {
+		if _, ok := outputs.Outputs[name]; !ok {
+			return fmt.Errorf("--output-filter names unknown output %q; see 'telegraf-tkgi plugins outputs'", name)
+		}
+	}
+	return nil
+}
+
+// resolveConfigFiles expands directories and, when nothing was given, falls
+// back to telegraf's default locations ($TELEGRAF_CONFIG_PATH,
+// ~/.telegraf/telegraf.conf, /etc/telegraf/telegraf.conf and telegraf.d).
+func (o *agentOptions) resolveConfigFiles() ([]string, error) {
+	files := append([]string(nil), o.configFiles...)
+	for _, dir := range o.configDirs {
+		found, err := config.WalkDirectory(dir)
+		if err != nil {
+			return nil, fmt.Errorf("reading config directory %s failed: %w", dir, err)
+		}
+		files = append(files, found...)
+	}
+	if len(files) > 0 {
+		return files, nil
+	}
+	return config.GetDefaultConfigPath()
+}
+
+func (o *agentOptions) loadConfig() (*config.Config, []string, error) {
+	config.ResetSecrets()
+	config.NonStrictEnvVarHandling = o.nonStrictEnv
+	files, err := o.resolveConfigFiles()
+	if err != nil {
+		return nil, nil, err
+	}
+	c := config.NewConfig()
+	c.Agent.Quiet = o.quiet
+	c.InputFilters = o.inputFilters
+	c.OutputFilters = o.outputFilters
+	c.TestMode = o.testMode()
+	if err := c.LoadAll(files...); err != nil {
+		return nil, files, err
+	}
+	if len(c.Inputs) == 0 {
+		return nil, files, fmt.Errorf("no inputs found in %s: add at least one [[inputs.*]] section", strings.Join(files, ", "))
+	}
+	if !o.testMode() && len(c.Outputs) == 0 {
+		return nil, files, fmt.Errorf("no outputs found in %s: add at least one [[outputs.*]] section", strings.Join(files, ", "))
+	}
+	if time.Duration(c.Agent.Interval) <= 0 {
+		return nil, files, fmt.Errorf("agent interval must be positive, got %s", time.Duration(c.Agent.Interval))
+	}
+	if time.Duration(c.Agent.FlushInterval) <= 0 {
+		return nil, files, fmt.Errorf("agent flush_interval must be positive, got %s", time.Duration(c.Agent.FlushInterval))
+	}
+	return c, files, nil
+}
+
+func checkConfig(w io.Writer, o agentOptions) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	o.quiet = true
+	c, files, err := o.loadConfig()
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "Configuration OK: %s (%d inputs, %d processors, %d aggregators, %d outputs)\n",
+		strings.Join(files, ", "), len(c.Inputs), len(c.Processors), len(c.Aggregators), len(c.Outputs))
+	return err
+}
+
+func setupLogging(c *config.Config, o *agentOptions) error {
+	return logger.SetupLogging(&logger.Config{
+		Debug:                   c.Agent.Debug || o.debug,
+		Quiet:                   c.Agent.Quiet || o.quiet,
+		LogFormat:               c.Agent.LogFormat,
+		Logfile:                 c.Agent.Logfile,
+		StructuredLogMessageKey: c.Agent.StructuredLogMessageKey,
+		RotationInterval:        time.Duration(c.Agent.LogfileRotationInterval),
+		RotationMaxSize:         int64(c.Agent.LogfileRotationMaxSize),
+		RotationMaxArchives:     c.Agent.LogfileRotationMaxArchives,
+		LogWithTimezone:         c.Agent.LogWithTimezone,
+	})
+}
+
+// runAgent loads the configuration and runs the agent until SIGINT or
+// SIGTERM; SIGHUP (or a watched file change) reloads the configuration. A
+// reload that fails leaves the process exiting with the error, like telegraf.
+func runAgent(ctx context.Context, o agentOptions) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	if o.unprotected {
+		config.DisableSecretProtection()
+	}
+	if o.pprofAddr != "" {
+		startPprof(o.pprofAddr)
+	}
+	if o.pidFile != "" && !o.testMode() && !o.once {
+		if err := os.WriteFile(o.pidFile, fmt.Appendf(nil, "%d\n", os.Getpid()), 0o640); err != nil {
+			log.Printf("E! Writing pidfile %s failed: %v", o.pidFile, err)
+		} else {
+			defer os.Remove(o.pidFile)
+		}
+	}
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+
+	for {
+		c, files, err := o.loadConfig()
+		if err != nil {
+			return err
+		}
+		if err := setupLogging(c, &o); err != nil {
+			return fmt.Errorf("setting up logging failed: %w", err)
+		}
+		reload, err := runOnce(ctx, c, files, &o, signals)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("running agent failed: %w", err)
+		}
+		if !reload {
+			return nil
+		}
+		log.Printf("I! Reloading configuration")
+	}
+}
+
+// runOnce runs one agent generation; it reports whether a reload was asked.
+func runOnce(parent context.Context, c *config.Config, files []string, o *agentOptions, signals <-chan os.Signal) (bool, error) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+
+	log.Printf("I! Starting telegraf-tkgi %s on Telegraf %s", buildinfo.Version, buildinfo.UpstreamVersion())
+	log.Printf("I! Loaded inputs: %s", strings.Join(c.InputNames(), " "))
+	log.Printf("I! Loaded aggregators: %s", strings.Join(c.AggregatorNames(), " "))
+	log.Printf("I! Loaded processors: %s", strings.Join(c.ProcessorNames(), " "))
+	if o.testMode() {
+		log.Printf("W! Outputs are not used in test mode")
+	} else {
+		log.Printf("I! Loaded outputs: %s", strings.Join(c.OutputNames(), " "))
+	}
+	log.Printf("I! Tags enabled: %s", c.ListTags())
+
+	reload := make(chan struct{}, 1)
+	go func() {
+		select {
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				reload <- struct{}{}
+			} else {
+				log.Printf("I! Received %s, flushing and stopping", sig)
+			}
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if o.watchConfig != "" && !o.once && !o.testMode() {
+		go watchFiles(ctx, files, o.watchConfig, o.watchInterval, func() {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+			cancel()
+		})
+	}
+
+	ag := agent.NewAgent(c)
+	var err error
+	switch {
+	case o.once:
+		err = ag.Once(ctx, time.Duration(o.testWait)*time.Second)
+	case o.testMode():
+		err = ag.Test(ctx, time.Duration(o.testWait)*time.Second)
+	default:
+		err = ag.Run(ctx)
+	}
+	select {
+	case <-reload:
+		return !o.once && !o.testMode(), err
+	default:
+		return false, err
+	}
+}

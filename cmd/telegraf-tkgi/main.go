@@ -1,0 +1,159 @@
+// Command telegraf-tkgi is a drop-in replacement for the telegraf binary:
+// the same flags, TOML configuration and plugin sections, built on upstream
+// Telegraf as a library with a curated plugin set plus the telegraf-tkgi
+// telemetry plugins.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/buildinfo"
+
+	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/all"
+)
+
+func main() {
+	if err := newApp(os.Stdout, os.Stderr).Run(os.Args); err != nil {
+		log.Printf("E! %v", err)
+		os.Exit(1)
+	}
+}
+
+// filterFlags may be given before or after the `config` subcommand, as with
+// telegraf; both places are merged.
+var filterFlagNames = []string{
+	"section-filter", "input-filter", "output-filter", "aggregator-filter", "processor-filter",
+}
+
+func filterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "section-filter", Usage: "sections to print, separated by ':' (global_tags, agent, outputs, processors, aggregators, inputs)"},
+		&cli.StringFlag{Name: "input-filter", Usage: "inputs to enable or print, separated by ':'"},
+		&cli.StringFlag{Name: "output-filter", Usage: "outputs to enable or print, separated by ':'"},
+		&cli.StringFlag{Name: "aggregator-filter", Usage: "aggregators to print, separated by ':'"},
+		&cli.StringFlag{Name: "processor-filter", Usage: "processors to print, separated by ':'"},
+	}
+}
+
+func configFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "config", Usage: "configuration file or URL to load (repeatable)"},
+		&cli.StringSliceFlag{Name: "config-directory", Usage: "directory of additional *.conf files (repeatable)"},
+	}
+}
+
+func runFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "test", Usage: "gather metrics once, print them to stdout and exit; outputs are not used"},
+		&cli.IntFlag{Name: "test-wait", Usage: "seconds to wait for service inputs in --test or --once mode"},
+		&cli.BoolFlag{Name: "once", Usage: "gather metrics once, write them to the outputs and exit"},
+		&cli.BoolFlag{Name: "debug", Usage: "turn on debug logging"},
+		&cli.BoolFlag{Name: "quiet", Usage: "log only errors"},
+		&cli.StringFlag{Name: "pidfile", Usage: "file to write the process id to"},
+		&cli.StringFlag{Name: "watch-config", Usage: "reload on config changes: 'inotify' or 'poll'"},
+		&cli.DurationFlag{Name: "watch-interval", Usage: "how often --watch-config=poll checks the files", Value: defaultWatchInterval},
+		&cli.StringFlag{Name: "usage", Usage: "print the sample configuration of an input or output plugin and exit"},
+		&cli.StringFlag{Name: "pprof-addr", Usage: "serve Go's pprof on this address, e.g. localhost:6060"},
+		&cli.BoolFlag{Name: "unprotected", Usage: "do not lock secrets in memory (for hosts with a low memlock limit)"},
+		&cli.BoolFlag{Name: "non-strict-env-handling", Usage: "allow environment variables to replace non-string settings"},
+	}
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	flags := append(append(configFlags(), filterFlags()...), runFlags()...)
+	return &cli.App{
+		Name:      "telegraf-tkgi",
+		Usage:     "Telegraf with Kubernetes telemetry plugins; a drop-in replacement for telegraf",
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags:     flags,
+		// Errors are logged once by main; keep urfave from printing them too.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Action: func(cCtx *cli.Context) error {
+			if cCtx.NArg() > 0 {
+				return fmt.Errorf("unknown command %q, see --help", cCtx.Args().First())
+			}
+			if name := cCtx.String("usage"); name != "" {
+				return printUsage(stdout, name)
+			}
+			return runAgent(cCtx.Context, agentOptionsFrom(cCtx, true))
+		},
+		Commands: []*cli.Command{
+			{
+				Name:  "config",
+				Usage: "print a sample configuration of the compiled-in plugins",
+				Flags: append(configFlags(), filterFlags()...),
+				Action: func(cCtx *cli.Context) error {
+					return printSampleConfig(stdout, filtersFrom(cCtx))
+				},
+				Subcommands: []*cli.Command{
+					{
+						Name:  "check",
+						Usage: "load the configuration and report the first problem found",
+						Flags: configFlags(),
+						Action: func(cCtx *cli.Context) error {
+							return checkConfig(stdout, agentOptionsFrom(cCtx, false))
+						},
+					},
+				},
+			},
+			{
+				Name:      "plugins",
+				Usage:     "list the compiled-in plugins",
+				ArgsUsage: "[inputs|outputs|processors|aggregators|parsers|serializers|secretstores]",
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "deprecated", Usage: "list only deprecated plugins"}},
+				Action: func(cCtx *cli.Context) error {
+					return printPlugins(stdout, cCtx.Args().First(), cCtx.Bool("deprecated"))
+				},
+			},
+			{
+				Name:  "version",
+				Usage: "print the version of telegraf-tkgi and of the Telegraf it is built on",
+				Action: func(*cli.Context) error {
+					_, err := fmt.Fprintln(stdout, buildinfo.String())
+					return err
+				},
+			},
+		},
+	}
+}
+
+// stringSliceFlag collects a repeatable flag from every level of the command line.
+func stringSliceFlag(cCtx *cli.Context, name string) []string {
+	var values []string
+	lineage := cCtx.Lineage()
+	for i := len(lineage) - 1; i >= 0; i-- {
+		if c := lineage[i]; c.IsSet(name) {
+			values = append(values, c.StringSlice(name)...)
+		}
+	}
+	return values
+}
+
+// splitFilter turns "cpu:mem" into its parts, merging values given at
+// several levels of the command line.
+func splitFilter(cCtx *cli.Context, name string) []string {
+	var parts []string
+	lineage := cCtx.Lineage()
+	for i := len(lineage) - 1; i >= 0; i-- {
+		c := lineage[i]
+		if !c.IsSet(name) {
+			continue
+		}
+		for _, p := range strings.Split(c.String(name), ":") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+	}
+	return parts
+}
+
+var errUnknownCategory = errors.New("unknown plugin category")
