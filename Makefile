@@ -1,15 +1,19 @@
 # telegraf-tkgi: build, test, lint.
 #
+#   make demo    local cluster + server + agent at each level, then stop
 #   make build   static binary in bin/
 #   make test    every test (what CI runs)
-#   make lint    gofmt + go vet
+#   make lint    gofmt + go vet + data dictionary drift
 
 GO       ?= go
 BIN      := bin/telegraf-tkgi
 PKG      := github.com/telegraf-tkgi/telegraf-tkgi
-# Tool binaries (kube-apiserver, etcd, upstream telegraf) are cached here;
-# git ignores it. Go's own module and build caches stay where `go env` says.
+# Tool binaries (kube-apiserver, etcd, upstream telegraf) and Go's build
+# cache live here; git ignores it, so a CI workspace that keeps ignored files
+# rebuilds nothing that did not change. Set GOCACHE to share another cache.
+# Modules still come from GOMODCACHE (the Go module proxy when empty).
 CACHE    ?= $(CURDIR)/.cache
+export GOCACHE ?= $(CACHE)/go-build
 
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -22,18 +26,31 @@ LDFLAGS  := -s -w \
 export CGO_ENABLED = 0
 export GOFLAGS     = -buildvcs=false
 
-.PHONY: all build test test-deps lint clean image dropin-compare bench-binary
+.PHONY: all build demo test test-deps test-kubeseed lint clean image dropin-compare fuzz \
+	bench-binary bench-kube-telemetry bench-telemetry-output bench-listener \
+	kube-up kube-down kube-smoke dictionary
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/telegraf-tkgi
 
-# Every test: Go unit and integration tests against the built binary, then
-# the drop-in comparison with upstream telegraf.
+# The README's first command: a seeded local kube-apiserver (or the cluster
+# $KUBECONFIG names), the server role and the agent role at each
+# participation level; prints what was sent and where it landed.
+demo: build
+	CACHE=$(CACHE) scripts/demo.sh $(BIN)
+
+# Every test: Go unit and integration tests against the built binary (each
+# package that needs a kube-apiserver starts its own from scripts/), the
+# seeder's tests (own module), then the drop-in comparison with upstream.
 test: test-deps build
 	TELEGRAF_TKGI_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 60m ./...
+	$(MAKE) --no-print-directory test-kubeseed
 	CACHE=$(CACHE) scripts/dropin-compare.sh $(BIN)
+
+test-kubeseed:
+	cd scripts/kube-apiserver && GOWORK=off $(GO) test -count=1 ./cmd/kubeseed
 
 # System packages the tests use (installed only when missing).
 test-deps:
@@ -42,10 +59,44 @@ test-deps:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run ./plugins/common/telemetry/cmd/dictgen -check -copy configs/data-dictionary.toml -markdown docs/data-dictionary.md
+
+# Regenerate the embedded data dictionary copy and docs/data-dictionary.md
+# from configs/data-dictionary.toml.
+dictionary:
+	$(GO) generate ./plugins/common/telemetry
+
+# Short fuzzing of the listener's decoder (FUZZTIME=10m for longer).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./plugins/inputs/vmware_telemetry_listener/
+
+# A local kube-apiserver + etcd for manual work: `make kube-up`, then
+# `source .cache/kube-run/env` (KUBECONFIG_ADMIN, KUBE_API_URL ...).
+KUBE_STATE ?= $(CACHE)/kube-run
+kube-up:
+	scripts/kube-apiserver-up.sh $(KUBE_STATE)
+kube-down:
+	scripts/kube-apiserver-down.sh --purge $(KUBE_STATE)
+kube-smoke:
+	scripts/kube-apiserver-smoke.sh
 
 # Binary size, time to first metric and idle RSS against upstream telegraf.
 bench-binary: build
 	CACHE=$(CACHE) scripts/bench-binary.sh $(BIN)
+
+# One collection at 500 nodes/15k pods and 5k nodes/150k pods: kube_telemetry
+# against stock kube_inventory and a raw paginated list (SIZE=quick|full|both).
+bench-kube-telemetry: build
+	CACHE=$(CACHE) scripts/bench-kube-telemetry.sh $(or $(SIZE),both)
+
+# vmware_telemetry against stock outputs.http on the same 100k metrics.
+bench-telemetry-output:
+	$(GO) test -run '^$$' -bench VsOutputsHTTP -benchtime 4x ./plugins/outputs/vmware_telemetry/
+
+# The listener against stock http_listener_v2, agents posting concurrently.
+bench-listener: build
+	scripts/bench-listener.sh $(BIN)
 
 dropin-compare: build
 	CACHE=$(CACHE) scripts/dropin-compare.sh $(BIN)
@@ -56,5 +107,6 @@ IMAGE     ?= telegraf-tkgi:$(VERSION)
 image:
 	$(CONTAINER) build -f Containerfile --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
 
+# Keeps .cache (tool binaries, Go build cache): `rm -rf .cache` for a cold start.
 clean:
 	rm -rf bin/

@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests run for real: tinyproxy (proxy
 # tests), prometheus and influxdb (end-to-end with the stock outputs), plus
-# openssl and curl used by the scripts. Only missing packages are installed.
+# the tools the scripts use: openssl, curl, jq, GNU time (benchmarks) and
+# util-linux's flock. Only missing packages are installed. kubectl is not a
+# Debian bookworm package: it comes with the machine image, and its absence
+# is reported here rather than halfway through the tests.
 set -euo pipefail
 
-want=(openssl curl procps tinyproxy prometheus influxdb)
+if ! command -v kubectl >/dev/null; then
+  echo "test-deps: kubectl not found in PATH; the manifest tests apply configs/ with it (install kubectl v1.36)" >&2
+  exit 1
+fi
+
+want=(openssl curl jq time procps util-linux tinyproxy prometheus influxdb)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -151,6 +151,16 @@ func checkConfig(w io.Writer, o agentOptions) error {
 	if err != nil {
 		return err
 	}
+	// Like upstream's `config check`: run every plugin's Init, which
+	// validates its settings without starting it, so that a bad value fails
+	// here and not at the first start.
+	if c.Agent.SkipProcessorsAfterAggregators == nil {
+		skip := false
+		c.Agent.SkipProcessorsAfterAggregators = &skip
+	}
+	if err := agent.NewAgent(c).InitPlugins(); err != nil {
+		return err
+	}
 	_, err = fmt.Fprintf(w, "Configuration OK: %s (%d inputs, %d processors, %d aggregators, %d outputs)\n",
 		strings.Join(files, ", "), len(c.Inputs), len(c.Processors), len(c.Aggregators), len(c.Outputs))
 	return err

@@ -431,25 +431,81 @@ func TestUnknownCommand(t *testing.T) {
 	require.Contains(t, r.stderr, `unknown command "frobnicate"`)
 }
 
-// Every role configuration shipped in configs/ must load, with the
-// environment its manifest provides.
+// Every role configuration shipped in configs/ must pass `config check`
+// (which runs each plugin's Init) with the environment its manifest
+// provides: configs/settings.env plus the pod's downward-API variables.
+// Absolute state paths are moved into a temporary folder, which holds the
+// pseudonym key the agent's Secret would mount and the server's certificate.
 func TestShippedConfigsLoad(t *testing.T) {
 	confs, err := filepath.Glob("../../configs/*.conf")
 	require.NoError(t, err)
 	require.NotEmpty(t, confs)
+
+	state := t.TempDir()
+	keyDir := filepath.Join(state, "key")
+	require.NoError(t, os.Mkdir(keyDir, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o600))
+	cert, key := selfSignedCert(t, state)
+
+	settings, err := os.ReadFile("../../configs/settings.env")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(settings), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			t.Setenv(k, v)
+		}
+	}
 	env := map[string]string{
 		"NODE_NAME": "node-1", "NODE_IP": "127.0.0.1", "POD_NAME": "app-0", "POD_NAMESPACE": "default",
-		"INFLUXDB_URL": "http://127.0.0.1:8086", "INFLUXDB_DATABASE": "k8s",
 		"APP_METRICS_URL": "http://127.0.0.1:8080/metrics",
+		// Not in a pod: kube_telemetry's in-cluster default needs these.
+		"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "6443",
+		"TELEMETRY_TOKEN": "token", "TELEMETRY_TLS_CERT": cert, "TELEMETRY_TLS_KEY": key,
+		"TELEMETRY_STATE_DIR": state,
 	}
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
 	for _, conf := range confs {
 		t.Run(filepath.Base(conf), func(t *testing.T) {
-			r := run(t, "config", "check", "--config", conf)
+			data, err := os.ReadFile(conf)
+			require.NoError(t, err)
+			text := strings.NewReplacer(
+				"/etc/telegraf-tkgi-key", keyDir,
+				"/var/lib/telegraf-tkgi", state,
+				"/var/run/secrets/kubernetes.io/serviceaccount", state,
+			).Replace(string(data))
+			local := filepath.Join(t.TempDir(), filepath.Base(conf))
+			require.NoError(t, os.WriteFile(local, []byte(text), 0o600))
+
+			r := run(t, "config", "check", "--config", local)
 			require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 			require.Contains(t, r.stdout, "Configuration OK")
 		})
 	}
+}
+
+// config check runs Init: a bad value fails naming the key, as at start.
+func TestConfigCheckRunsInit(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "bad.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(`
+[[inputs.mem]]
+[[outputs.vmware_telemetry]]
+  url = "http://127.0.0.1:1/send"
+  participation_level = "full"
+`), 0o600))
+	r := run(t, "config", "check", "--config", conf)
+	require.NotEqual(t, 0, r.code)
+	require.Contains(t, r.stderr, "outputs.vmware_telemetry")
+	require.Contains(t, r.stderr, `participation_level "full" unknown`)
+	require.NotContains(t, r.stdout, "Configuration OK")
+}
+
+// selfSignedCert writes a throwaway certificate and key into dir.
+func selfSignedCert(t *testing.T, dir string) (cert, key string) {
+	t.Helper()
+	cert, key = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+		"-nodes", "-subj", "/CN=localhost", "-days", "1", "-keyout", key, "-out", cert).CombinedOutput()
+	require.NoError(t, err, "openssl (installed by scripts/test-deps.sh): %s", out)
+	return cert, key
 }

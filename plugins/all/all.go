@@ -54,5 +54,8 @@ import (
 	_ "github.com/influxdata/telegraf/plugins/serializers/prometheus"
 
 	// telegraf-tkgi's own plugins.
+	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/inputs/kube_telemetry"
 	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/inputs/telegraf_internal"
+	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/inputs/vmware_telemetry_listener"
+	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/outputs/vmware_telemetry"
 )

@@ -1,0 +1,172 @@
+package configs_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testkube"
+)
+
+const namespace = "telegraf-tkgi"
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testkube.Stop()
+	os.Exit(code)
+}
+
+func kubectl(t *testing.T, c *testkube.Cluster, args ...string) string {
+	t.Helper()
+	out, err := c.Kubectl(c.AdminKubeconfig, args...)
+	require.NoError(t, err, "kubectl %s:\n%s", strings.Join(args, " "), out)
+	return out
+}
+
+// applied applies the kustomization and the sidecar example once per run.
+func applied(t *testing.T) *testkube.Cluster {
+	t.Helper()
+	c := testkube.Get(t)
+	kubectl(t, c, "apply", "-k", ".")
+	kubectl(t, c, "-n", namespace, "apply", "-f", "kubernetes/examples/sidecar.yaml")
+	return c
+}
+
+func TestManifestsApplyOnRealAPIServer(t *testing.T) {
+	c := applied(t)
+	for _, object := range []string{
+		"namespace/" + namespace,
+		"clusterrole/telegraf-tkgi-kube-telemetry", "clusterrolebinding/telegraf-tkgi-agent",
+		"clusterrole/telegraf-tkgi-node", "clusterrolebinding/telegraf-tkgi-node",
+		"-n " + namespace + " serviceaccount/telegraf-tkgi-agent",
+		"-n " + namespace + " deployment/telegraf-tkgi-agent",
+		"-n " + namespace + " daemonset/telegraf-tkgi-node",
+		"-n " + namespace + " service/telegraf-tkgi-node",
+		"-n " + namespace + " service/telegraf-tkgi-agent",
+		"-n " + namespace + " configmap/telegraf-tkgi-sidecar",
+		"-n " + namespace + " deployment/example-app",
+	} {
+		kubectl(t, c, append(append([]string{"get"}, strings.Fields(object)...), "-o", "name")...)
+	}
+
+	// The agent runs as exactly one hardened replica.
+	out := kubectl(t, c, "-n", namespace, "get", "deployment/telegraf-tkgi-agent", "-o",
+		"jsonpath={.spec.replicas} {.spec.template.spec.securityContext.runAsNonRoot} "+
+			"{.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem} "+
+			"{.spec.template.spec.containers[0].resources.limits.memory} "+
+			"{.spec.template.spec.containers[0].livenessProbe.httpGet.port}")
+	require.Equal(t, "1 true true 256Mi health", out)
+
+	// The generated ConfigMaps carry the files config check validates.
+	for _, role := range []string{"agent", "node"} {
+		name := strings.TrimSpace(kubectl(t, c, "-n", namespace, "get", "configmap", "-o", "name",
+			"-l", "app.kubernetes.io/part-of=telegraf-tkgi", "--sort-by=.metadata.name"))
+		require.Contains(t, name, "telegraf-tkgi-"+role+"-")
+		var cm string
+		for _, n := range strings.Fields(name) {
+			if strings.HasPrefix(n, "configmap/telegraf-tkgi-"+role+"-") {
+				cm = n
+			}
+		}
+		data := kubectl(t, c, "-n", namespace, "get", cm, "-o", "jsonpath={.data."+role+"\\.conf}")
+		want, err := os.ReadFile(role + ".conf")
+		require.NoError(t, err)
+		require.Equal(t, string(want), data)
+	}
+}
+
+// The headless Service must name the port prometheus_client listens on, so
+// Prometheus's endpoints discovery reaches every node pod: the field
+// report's "the Service does not follow the port" trap.
+func TestNodeServiceFollowsPrometheusPort(t *testing.T) {
+	c := applied(t)
+	out := kubectl(t, c, "-n", namespace, "get", "service/telegraf-tkgi-node", "-o",
+		"jsonpath={.spec.clusterIP} {.spec.ports[0].name} {.spec.ports[0].targetPort}")
+	require.Equal(t, "None metrics metrics", out)
+
+	port := kubectl(t, c, "-n", namespace, "get", "daemonset/telegraf-tkgi-node", "-o",
+		`jsonpath={.spec.template.spec.containers[0].ports[?(@.name=="metrics")].containerPort}`)
+	conf, err := os.ReadFile("node.conf")
+	require.NoError(t, err)
+	require.Contains(t, string(conf), fmt.Sprintf("listen = \":%s\"", port),
+		"node.conf's prometheus_client must listen on the DaemonSet's metrics port %s", port)
+}
+
+func agentToken(t *testing.T, c *testkube.Cluster) string {
+	t.Helper()
+	return strings.TrimSpace(kubectl(t, c, "-n", namespace, "create", "token", "telegraf-tkgi-agent", "--duration", "10m"))
+}
+
+func canI(t *testing.T, c *testkube.Cluster, token string, args ...string) bool {
+	t.Helper()
+	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", "/dev/null", "--server", c.APIURL,
+		"--certificate-authority", c.CAFile, "--token", token, "auth", "can-i"}, args...)...)
+	// "no" exits 1; scope warnings go to stderr.
+	out, _ := cmd.Output()
+	answer := strings.TrimSpace(string(out))
+	require.Contains(t, []string{"yes", "no"}, answer, "kubectl auth can-i %v: %s", args, out)
+	return answer == "yes"
+}
+
+// The agent's ServiceAccount may read exactly what kube_telemetry lists.
+func TestAgentServiceAccountIsLeastPrivilege(t *testing.T) {
+	c := applied(t)
+	token := agentToken(t, c)
+
+	allowed := [][]string{
+		{"list", "nodes"}, {"list", "pods", "-A"}, {"list", "namespaces"}, {"get", "namespaces/kube-system"},
+		{"list", "services", "-A"}, {"list", "persistentvolumes"}, {"list", "persistentvolumeclaims", "-A"},
+		{"list", "deployments.apps", "-A"}, {"list", "replicasets.apps", "-A"}, {"list", "statefulsets.apps", "-A"},
+		{"list", "daemonsets.apps", "-A"}, {"list", "jobs.batch", "-A"}, {"list", "cronjobs.batch", "-A"},
+		{"list", "ingresses.networking.k8s.io", "-A"}, {"list", "ingressclasses.networking.k8s.io"},
+		{"list", "storageclasses.storage.k8s.io"}, {"list", "csidrivers.storage.k8s.io"},
+		{"list", "customresourcedefinitions.apiextensions.k8s.io"},
+	}
+	for _, a := range allowed {
+		require.True(t, canI(t, c, token, a...), "the agent must be allowed to %v", a)
+	}
+	denied := [][]string{
+		{"list", "secrets", "-A"}, {"get", "secrets", "-n", "kube-system"}, {"list", "configmaps", "-A"},
+		{"watch", "pods", "-A"}, {"get", "pods", "-n", "default"}, {"create", "pods", "-n", namespace},
+		{"delete", "nodes"}, {"update", "deployments.apps", "-A"}, {"list", "events", "-A"},
+		{"get", "nodes", "--subresource", "proxy"}, {"create", "serviceaccounts/token", "-A"},
+	}
+	for _, d := range denied {
+		require.False(t, canI(t, c, token, d...), "the agent must not be allowed to %v", d)
+	}
+}
+
+// With only that ServiceAccount token, kube_telemetry collects everything
+// and reports no error.
+func TestAgentServiceAccountCanCollect(t *testing.T) {
+	binary := os.Getenv("TELEGRAF_TKGI_BIN")
+	require.NotEmpty(t, binary, "set TELEGRAF_TKGI_BIN to the built binary (make test does)")
+	c := applied(t)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(agentToken(t, c)), 0o600))
+	conf := filepath.Join(dir, "agent.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`
+[agent]
+  omit_hostname = true
+[[inputs.kube_telemetry]]
+  url = %q
+  bearer_token_file = %q
+  tls_ca = %q
+`, c.APIURL, tokenFile, c.CAFile)), 0o600))
+
+	cmd := exec.Command(binary, "--config", conf, "--test")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, stderr.String())
+	require.NotContains(t, stderr.String(), "E! ", "collection with the agent's ServiceAccount reported errors")
+	for _, m := range []string{"kube_telemetry_cluster", "kube_telemetry_nodes", "kube_telemetry_pods", "kube_telemetry_objects"} {
+		require.Contains(t, string(out), "> "+m+",", "missing %s in:\n%s", m, out)
+	}
+}

@@ -1,0 +1,142 @@
+// Package testkube gives tests a real kube-apiserver: the one named by
+// $KUBE_TEST_ENV (the env file scripts/kube-apiserver-up.sh writes; `make
+// test` starts one for the whole run), or a private one started on first use
+// and stopped by Stop. Tests fail, never skip, when none can be had.
+package testkube
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Cluster is a running test apiserver with its credentials.
+type Cluster struct {
+	Dir                string
+	APIURL             string
+	CAFile             string
+	AdminKubeconfig    string
+	TelegrafKubeconfig string
+	LimitedKubeconfig  string
+	AdminToken         string
+	TelegrafToken      string
+	LimitedToken       string
+	// Kubeseed is the seeder binary built with the apiserver.
+	Kubeseed string
+	// EtcdEndpoint is etcd's client URL, for the direct-to-etcd seeder.
+	EtcdEndpoint string
+}
+
+// RepoRoot is the repository's top folder.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Load reads the env file of scripts/kube-apiserver-up.sh.
+func Load(envFile string) (*Cluster, error) {
+	f, err := os.Open(envFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading kube-apiserver env file failed: %w", err)
+	}
+	defer f.Close()
+	env := make(map[string]string)
+	scanner := bufio.NewScanner(f)
+	for scanner.Scan() {
+		if k, v, ok := strings.Cut(scanner.Text(), "="); ok {
+			env[k] = v
+		}
+	}
+	if err := scanner.Err(); err != nil {
+		return nil, err
+	}
+	c := &Cluster{
+		Dir:                env["KUBE_TEST_DIR"],
+		APIURL:             env["KUBE_API_URL"],
+		CAFile:             env["KUBE_CA_FILE"],
+		AdminKubeconfig:    env["KUBECONFIG_ADMIN"],
+		TelegrafKubeconfig: env["KUBECONFIG_TELEGRAF"],
+		LimitedKubeconfig:  env["KUBECONFIG_TELEGRAF_LIMITED"],
+		AdminToken:         env["KUBE_TOKEN_ADMIN"],
+		TelegrafToken:      env["KUBE_TOKEN_TELEGRAF"],
+		LimitedToken:       env["KUBE_TOKEN_TELEGRAF_LIMITED"],
+		Kubeseed:           env["KUBESEED"],
+		EtcdEndpoint:       env["KUBE_ETCD_ENDPOINT"],
+	}
+	if c.APIURL == "" || c.AdminKubeconfig == "" {
+		return nil, fmt.Errorf("%s lacks KUBE_API_URL or KUBECONFIG_ADMIN", envFile)
+	}
+	return c, nil
+}
+
+var (
+	once       sync.Once
+	shared     *Cluster
+	errShared  error
+	stopShared func()
+)
+
+// Get returns the shared test cluster, starting a private one if
+// $KUBE_TEST_ENV is unset. Call Stop from TestMain after m.Run.
+func Get(t testing.TB) *Cluster {
+	t.Helper()
+	once.Do(func() { shared, stopShared, errShared = start() })
+	if errShared != nil {
+		t.Fatalf("no kube-apiserver for this test: %v\n\nRun the tests with `make test`, or start one with "+
+			"`scripts/kube-apiserver-up.sh` and set KUBE_TEST_ENV=.cache/kube-run/env, or leave KUBE_TEST_ENV "+
+			"unset so the test starts its own (needs go, openssl, curl, kubectl)", errShared)
+	}
+	return shared
+}
+
+// Stop stops a cluster Get started itself; one named by $KUBE_TEST_ENV is left running.
+func Stop() {
+	if stopShared != nil {
+		stopShared()
+	}
+}
+
+func start() (*Cluster, func(), error) {
+	if envFile := os.Getenv("KUBE_TEST_ENV"); envFile != "" {
+		c, err := Load(envFile)
+		return c, nil, err
+	}
+	state, err := os.MkdirTemp("", "testkube-")
+	if err != nil {
+		return nil, nil, err
+	}
+	scripts := filepath.Join(RepoRoot(), "scripts")
+	stop := func() {
+		down := exec.Command(filepath.Join(scripts, "kube-apiserver-down.sh"), "--purge", state)
+		down.Stdout, down.Stderr = os.Stderr, os.Stderr
+		if err := down.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping the test kube-apiserver failed: %v\n", err)
+		}
+	}
+	up := exec.Command(filepath.Join(scripts, "kube-apiserver-up.sh"), state)
+	up.Stdout, up.Stderr = os.Stderr, os.Stderr
+	if err := up.Run(); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("starting kube-apiserver failed: %w", err)
+	}
+	c, err := Load(filepath.Join(state, "env"))
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return c, stop, nil
+}
+
+// Kubectl runs kubectl against the cluster with the given kubeconfig and
+// returns its combined output.
+func (c *Cluster) Kubectl(kubeconfig string, args ...string) (string, error) {
+	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,119 @@
+package telemetry
+
+import (
+	"encoding/binary"
+
+	"github.com/influxdata/telegraf"
+)
+
+// BatchChecker runs Dictionary.Check over the metrics of received batches,
+// calling it once per shape instead of once per metric. Check's verdict
+// depends on the measurement, each tag's key and value, each field's key,
+// type and (for strings) value; where the dictionary pseudonymizes a value
+// it depends only on whether the value is a pseudonym. So metrics that
+// differ only in pseudonyms and in non-string field values (the node
+// series of one cluster: same OS, kernel and versions, another node) share
+// a verdict, and the pattern matching runs once per batch, not per metric.
+// The verdicts are remembered for the checker's life, up to a bound. Not
+// safe for concurrent use: use one per goroutine or per batch.
+type BatchChecker struct {
+	dict     *Dictionary
+	verdicts map[string]error
+	key      []byte
+}
+
+// maxShapes bounds the remembered verdicts; beyond it Check runs unmemoized.
+const maxShapes = 4096
+
+// NewBatchChecker returns a checker of d.
+func (d *Dictionary) NewBatchChecker() *BatchChecker {
+	return &BatchChecker{dict: d, verdicts: make(map[string]error)}
+}
+
+// Check checks every metric at level and returns the first error (as
+// Dictionary.Check words it), so one metric not allowed refuses the batch.
+func (c *BatchChecker) Check(metrics []telegraf.Metric, level Level) error {
+	for _, m := range metrics {
+		c.key = c.shape(c.key[:0], m, level)
+		if err, ok := c.verdicts[string(c.key)]; ok {
+			if err != nil {
+				// Same shape, same verdict; the message names this metric's
+				// measurement and key, which the shape fixes.
+				return err
+			}
+			continue
+		}
+		err := c.dict.Check(m, level)
+		if len(c.verdicts) < maxShapes {
+			c.verdicts[string(c.key)] = err
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shape appends the parts of m that Check's verdict depends on: counts and
+// lengths prefix every part, so no two shapes collide.
+func (c *BatchChecker) shape(key []byte, m telegraf.Metric, level Level) []byte {
+	add := func(s string) {
+		key = binary.AppendUvarint(key, uint64(len(s)))
+		key = append(key, s...)
+	}
+	add(string(level))
+	name := m.Name()
+	add(name)
+	meas := c.dict.Measurements[name]
+	tags := m.TagList()
+	key = binary.AppendUvarint(key, uint64(len(tags)))
+	for _, t := range tags {
+		add(t.Key)
+		add(c.value(meas, t.Key, t.Value, true))
+	}
+	fields := m.FieldList()
+	key = binary.AppendUvarint(key, uint64(len(fields)))
+	for _, f := range fields {
+		add(f.Key)
+		switch v := f.Value.(type) {
+		case string:
+			key = append(key, 's')
+			add(c.value(meas, f.Key, v, false))
+		case int64:
+			key = append(key, 'i')
+		case uint64:
+			key = append(key, 'u')
+		case float64:
+			key = append(key, 'f')
+		case bool:
+			key = append(key, 'b')
+		default:
+			key = append(key, '?')
+		}
+	}
+	return key
+}
+
+// pseudonymShape stands for every pseudonym in a pseudonymized position;
+// it is not hex digits, so no real value is mistaken for it.
+const pseudonymShape = "\x00pseudonym"
+
+// value is v, or pseudonymShape for a pseudonym where the dictionary
+// pseudonymizes; the entry is looked up only for pseudonym-shaped values.
+func (c *BatchChecker) value(meas *Measurement, key, v string, tag bool) string {
+	if meas == nil || !IsPseudonym(v) {
+		return v
+	}
+	var e *Entry
+	if tag {
+		if e = meas.Tags[key]; e == nil {
+			e = c.dict.Common.Tags[key]
+		}
+	} else {
+		e = meas.Fields[key]
+	}
+	if e != nil && e.Class == ClassPseudonymize {
+		return pseudonymShape
+	}
+	return v
+}

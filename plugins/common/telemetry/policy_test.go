@@ -1,0 +1,195 @@
+package telemetry
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+func testPseudonymizer(t testing.TB) *Pseudonymizer {
+	ps, err := NewPseudonymizer(testKey)
+	require.NoError(t, err)
+	return ps
+}
+
+var ts = time.Unix(1700000000, 0)
+
+func nodeMetric() telegraf.Metric {
+	return metric.New("kube_telemetry_node",
+		map[string]string{
+			"cluster_uid": "3f1e2d4c-aaaa-bbbb-cccc-123456789012", "cluster_name": "prod-east", "host": "agent-7f9c",
+			"node": "worker-01.corp.example.com", "role": "worker", "os_image": "Ubuntu 22.04.4 LTS",
+			"kernel_version": "5.15.0-91-generic", "operating_system": "linux", "architecture": "amd64",
+			"kubelet_version": "v1.36.3", "container_runtime_version": "containerd://1.7.2",
+			"namespace": "payments", // not listed: must not leave
+		},
+		map[string]any{
+			"ready": true, "cpu_capacity_millicores": int64(4000), "memory_capacity_bytes": int64(16 << 30),
+			"pods_capacity": int64(110), "owner": "jdoe@example.com", // not listed
+		}, ts)
+}
+
+func TestPolicyView(t *testing.T) {
+	d := DefaultDictionary()
+	ps := testPseudonymizer(t)
+	uid := ps.Pseudonym("cluster_uid", "3f1e2d4c-aaaa-bbbb-cccc-123456789012")
+	cname := ps.Pseudonym("cluster_name", "prod-east")
+	node := ps.Pseudonym("node", "worker-01.corp.example.com")
+	standardNode := metric.New("kube_telemetry_node",
+		map[string]string{
+			"cluster_uid": uid, "cluster_name": cname, "node": node, "role": "worker", "os_image": "Ubuntu 22.04.4 LTS",
+			"kernel_version": "5.15.0-91-generic", "operating_system": "linux", "architecture": "amd64",
+			"kubelet_version": "v1.36.3", "container_runtime_version": "containerd://1.7.2",
+		},
+		map[string]any{"ready": true, "cpu_capacity_millicores": int64(4000), "memory_capacity_bytes": int64(16 << 30), "pods_capacity": int64(110)},
+		ts)
+	enhancedNode := standardNode.Copy()
+	enhancedNode.AddTag(TagCustomerNumber, "C-1234")
+	enhancedNode.AddTag(TagInstallationType, "production")
+
+	tests := []struct {
+		name    string
+		level   Level
+		in      telegraf.Metric
+		verdict Verdict
+		want    telegraf.Metric
+	}{
+		{"none drops", LevelNone, nodeMetric(), DroppedLevel, nil},
+		{"standard", LevelStandard, nodeMetric(), Sent, standardNode},
+		{"enhanced adds identity", LevelEnhanced, nodeMetric(), Sent, enhancedNode},
+		{"unknown measurement", LevelStandard, metric.New("cpu", nil, map[string]any{"usage": 1.0}, ts), DroppedMeasurement, nil},
+		{"no allowed field", LevelStandard, metric.New("kube_telemetry_pods", map[string]string{"cluster_uid": "u"},
+			map[string]any{"secret": "x", "total": "not an int"}, ts), DroppedEmpty, nil},
+		{"identity in input ignored at standard", LevelStandard,
+			metric.New("kube_telemetry_pods", map[string]string{"customer_number": "forged"}, map[string]any{"total": int64(3)}, ts),
+			Sent, metric.New("kube_telemetry_pods", nil, map[string]any{"total": int64(3)}, ts)},
+		{"identity in input replaced at enhanced", LevelEnhanced,
+			metric.New("kube_telemetry_pods", map[string]string{"customer_number": "forged", "installation_type": "forged"}, map[string]any{"total": int64(3)}, ts),
+			Sent, metric.New("kube_telemetry_pods", map[string]string{"customer_number": "C-1234", "installation_type": "production"}, map[string]any{"total": int64(3)}, ts)},
+		{"unexpected values become other", LevelStandard,
+			metric.New("kube_telemetry_node_role", map[string]string{"role": "team-payments"}, map[string]any{"nodes": int64(2)}, ts),
+			Sent, metric.New("kube_telemetry_node_role", map[string]string{"role": OtherValue}, map[string]any{"nodes": int64(2)}, ts)},
+		{"string field outside pattern", LevelStandard,
+			metric.New("kube_telemetry_cluster", nil, map[string]any{"server_version": "10.0.0.1", "cni": "antrea", "pages": int64(4)}, ts),
+			Sent, metric.New("kube_telemetry_cluster", nil, map[string]any{"server_version": OtherValue, "cni": "antrea", "pages": int64(4)}, ts)},
+		{"wrong field type left out", LevelStandard,
+			metric.New("kube_telemetry_cluster", nil, map[string]any{"server_version": int64(1), "pages": 4.5, "errors": uint64(2)}, ts),
+			Sent, metric.New("kube_telemetry_cluster", nil, map[string]any{"errors": uint64(2)}, ts)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewPolicy(d, tt.level, ps, Identity{CustomerNumber: "C-1234", InstallationType: "production"})
+			require.NoError(t, err)
+			got, verdict := p.Apply(tt.in)
+			require.Equal(t, tt.verdict, verdict)
+			if tt.want == nil {
+				require.Nil(t, got)
+				return
+			}
+			testutil.RequireMetricEqual(t, tt.want, got)
+			// What a policy produces passes the listener's check.
+			require.NoError(t, d.Check(got, tt.level))
+		})
+	}
+}
+
+func TestPolicyViewOrder(t *testing.T) {
+	p, err := NewPolicy(DefaultDictionary(), LevelEnhanced, testPseudonymizer(t),
+		Identity{CustomerNumber: "C-1", InstallationLabel: "lab", InstallationType: "test"})
+	require.NoError(t, err)
+	var v View
+	require.Equal(t, Sent, p.View(nodeMetric(), &v))
+	for i := 1; i < len(v.Tags); i++ {
+		require.Less(t, v.Tags[i-1].Key, v.Tags[i].Key)
+	}
+	for i := 1; i < len(v.Fields); i++ {
+		require.Less(t, v.Fields[i-1].Key, v.Fields[i].Key)
+	}
+	// The view's slices are reused.
+	tags := &v.Tags[0]
+	require.Equal(t, Sent, p.View(nodeMetric(), &v))
+	require.Same(t, tags, &v.Tags[0])
+}
+
+func TestNewPolicyErrors(t *testing.T) {
+	d := DefaultDictionary()
+	ps := testPseudonymizer(t)
+	tests := []struct {
+		name  string
+		d     *Dictionary
+		level Level
+		ps    *Pseudonymizer
+		id    Identity
+		want  string
+	}{
+		{"no dictionary", nil, LevelStandard, ps, Identity{}, "no data dictionary"},
+		{"bad level", d, "full", ps, Identity{}, `participation level "full" unknown`},
+		{"no pseudonymizer", d, LevelStandard, nil, Identity{}, "needs a pseudonymizer"},
+		{"no customer number", d, LevelEnhanced, ps, Identity{InstallationLabel: "x"}, "needs a customer number"},
+		{"bad identity value", d, LevelEnhanced, ps, Identity{CustomerNumber: "C\n1"}, "customer_number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewPolicy(tt.d, tt.level, tt.ps, tt.id)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+	// none needs nothing else.
+	_, err := NewPolicy(d, LevelNone, nil, Identity{})
+	require.NoError(t, err)
+
+	// A dictionary without identity tags cannot carry them.
+	small, err := ParseDictionary([]byte("version = \"1\"\n[measurements.m]\nmeaning = \"m\"\nfields.f = { class = \"keep\", type = \"int\", meaning = \"f\" }\n"), "small")
+	require.NoError(t, err)
+	_, err = NewPolicy(small, LevelEnhanced, ps, Identity{CustomerNumber: "C-1"})
+	require.ErrorContains(t, err, `does not list "customer_number" as an identity tag`)
+}
+
+func TestDictionaryCheck(t *testing.T) {
+	d := DefaultDictionary()
+	pseudo := testPseudonymizer(t).Pseudonym("node", "n1")
+	pods := func(tags map[string]string, fields map[string]any) telegraf.Metric {
+		if fields == nil {
+			fields = map[string]any{"total": int64(1)}
+		}
+		return metric.New("kube_telemetry_pods", tags, fields, ts)
+	}
+	tests := []struct {
+		name  string
+		m     telegraf.Metric
+		level Level
+		want  string // "" allowed
+	}{
+		{"plain", pods(map[string]string{"cluster_uid": pseudo}, nil), LevelStandard, ""},
+		{"other accepted", metric.New("kube_telemetry_node_role", map[string]string{"role": OtherValue}, map[string]any{"nodes": int64(1)}, ts), LevelStandard, ""},
+		{"identity at enhanced", pods(map[string]string{TagCustomerNumber: "C-1"}, nil), LevelEnhanced, ""},
+		{"level none", pods(nil, nil), LevelNone, "nothing is sent at that level"},
+		{"level unknown", pods(nil, nil), "full", `level "full" unknown`},
+		{"identity at standard", pods(map[string]string{TagCustomerNumber: "C-1"}, nil), LevelStandard, "identity is sent at level enhanced only"},
+		{"not a pseudonym", pods(map[string]string{"cluster_uid": "3f1e2d4c-aaaa-bbbb-cccc-123456789012"}, nil), LevelStandard, "not a pseudonym"},
+		{"drop class", pods(map[string]string{"host": "h"}, nil), LevelStandard, "class drop is never sent"},
+		{"unlisted tag", pods(map[string]string{"namespace": "payments"}, nil), LevelStandard, `tag "namespace": not listed`},
+		{"unlisted field", pods(nil, map[string]any{"total": int64(1), "owner": "x"}), LevelStandard, `field "owner": not listed`},
+		{"wrong type", pods(nil, map[string]any{"total": "1"}), LevelStandard, "value of type string where the dictionary says int"},
+		{"unlisted measurement", metric.New("cpu", nil, map[string]any{"x": 1.0}, ts), LevelEnhanced, `measurement "cpu" not in dictionary`},
+		{"outside pattern", metric.New("kube_telemetry_node_role", map[string]string{"role": "team-a"}, map[string]any{"nodes": int64(1)}, ts), LevelStandard, "outside the listed values"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := d.Check(tt.m, tt.level)
+			if tt.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.want)
+			require.True(t, errors.Is(err, ErrNotAllowed))
+		})
+	}
+}

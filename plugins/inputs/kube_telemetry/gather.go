@@ -1,0 +1,132 @@
+package kube_telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const (
+	// maxRestarts bounds how often one list starts over after its continue
+	// token expired (410 Gone) within a single gather.
+	maxRestarts = 3
+	// maxConcurrentLists bounds the lists in flight at once. Two: the pods
+	// list, by far the longest, runs beside the others, which together take
+	// less time than it does, so more would not shorten a collection, and
+	// the API server sees at most two requests of the agent at a time.
+	maxConcurrentLists = 2
+)
+
+// result is what one resource's list produced in one gather.
+type result struct {
+	res      resource
+	fold     fold
+	items    int64
+	pages    int64
+	restarts int64
+	duration time.Duration
+	err      error
+}
+
+func (r *result) ok() bool { return r.err == nil }
+
+// collect pages through every selected resource, at most
+// maxConcurrentLists at a time, and returns one result per resource in the
+// order of the resource table. It returns when every list has finished:
+// no goroutine outlives a gather.
+func collect(ctx context.Context, c *clients, selected []resource, pageSize int64, addonNamespaces map[string]bool) []*result {
+	results := make([]*result, len(selected))
+	sem := make(chan struct{}, maxConcurrentLists)
+	var wg sync.WaitGroup
+	for i, res := range selected {
+		r := &result{res: res, fold: res.newFold()}
+		if a, ok := r.fold.(addonFold); ok {
+			a.lookIn(addonNamespaces)
+		}
+		results[i] = r
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			start := time.Now()
+			r.err = listAll(ctx, c, r, pageSize)
+			r.duration = time.Since(start)
+			if r.err != nil {
+				r.items = 0 // a list that failed half-way counts nothing
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// listAll pages through one resource: limit=pageSize with resourceVersion
+// unset, so the server really paginates (resourceVersion "0" would be served
+// from the watch cache in one page, ignoring the limit). When a continue
+// token has expired (410 Gone) the list starts over with its counters reset,
+// at most maxRestarts times.
+func listAll(ctx context.Context, c *clients, r *result, pageSize int64) error {
+	opts := metav1.ListOptions{Limit: pageSize}
+	for {
+		next, n, err := c.lister.listPage(ctx, r.res, opts, r.fold.item)
+		if err != nil {
+			if opts.Continue != "" && isExpired(err) {
+				if r.restarts >= maxRestarts {
+					return newListError(r.res, &restartsExhaustedError{restarts: r.restarts, err: err})
+				}
+				r.restarts++
+				r.items = 0
+				r.fold.reset()
+				opts.Continue = ""
+				continue
+			}
+			return newListError(r.res, err)
+		}
+		r.pages++
+		r.items += int64(n)
+		if next == "" {
+			return nil
+		}
+		if next == opts.Continue {
+			// Never from a real API server; guards against looping forever.
+			return newListError(r.res, errors.New("the API server returned the same continue token twice"))
+		}
+		opts.Continue = next
+	}
+}
+
+// isExpired reports a continue token the server no longer serves: 410 with
+// reason Expired (or Gone from older servers).
+func isExpired(err error) bool {
+	return apierrors.IsResourceExpired(err) || apierrors.IsGone(err)
+}
+
+// restartsExhaustedError wraps the last 410 after the list gave up.
+type restartsExhaustedError struct {
+	restarts int64
+	err      error
+}
+
+func (e *restartsExhaustedError) Error() string {
+	return fmt.Sprintf("continue token expired again after %d restarts: %v", e.restarts, e.err)
+}
+
+func (e *restartsExhaustedError) Unwrap() error { return e.err }
+
+// findFold returns the fold of a resource that was listed successfully.
+func findFold[T fold](results []*result, name string) (T, bool) {
+	var zero T
+	for _, r := range results {
+		if r.res.name == name && r.ok() {
+			f, ok := r.fold.(T)
+			return f, ok
+		}
+	}
+	return zero, false
+}

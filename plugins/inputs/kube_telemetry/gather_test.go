@@ -1,0 +1,196 @@
+package kube_telemetry
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	ktesting "k8s.io/client-go/testing"
+
+	"github.com/influxdata/telegraf/testutil"
+)
+
+// pager serves a pod list page by page the way the API server does (limit,
+// continue token), records the options of every request and answers 410
+// Expired to the continue tokens listed in expire, each once per listing.
+type pager struct {
+	mu      sync.Mutex
+	pods    []corev1.Pod
+	expire  map[string]int // continue token -> how many more times it expires
+	fail    map[string]error
+	options []metav1.ListOptions
+}
+
+func (p *pager) react(action ktesting.Action) (bool, runtime.Object, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	opts := action.(ktesting.ListActionImpl).ListOptions
+	p.options = append(p.options, opts)
+	if err := p.fail[opts.Continue]; err != nil {
+		return true, nil, err
+	}
+	if n := p.expire[opts.Continue]; n > 0 {
+		p.expire[opts.Continue] = n - 1
+		return true, nil, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result.")
+	}
+	start := 0
+	if opts.Continue != "" {
+		start, _ = strconv.Atoi(opts.Continue)
+	}
+	end := min(start+int(opts.Limit), len(p.pods))
+	l := &corev1.PodList{Items: p.pods[start:end]}
+	if end < len(p.pods) {
+		l.Continue = strconv.Itoa(end)
+	}
+	return true, l, nil
+}
+
+func manyPods(n int) []corev1.Pod {
+	pods := make([]corev1.Pod, 0, n)
+	for i := range n {
+		phase := corev1.PodRunning
+		if i%4 == 0 {
+			phase = corev1.PodPending
+		}
+		pods = append(pods, *pod("default", "p"+strconv.Itoa(i), phase, corev1.PodQOSBestEffort, 2, 1))
+	}
+	return pods
+}
+
+func TestPagination(t *testing.T) {
+	tests := []struct {
+		name         string
+		pods         int
+		pageSize     int64
+		expire       map[string]int
+		fail         map[string]error
+		wantPages    int64
+		wantRestarts int64
+		wantRequests int
+		wantError    string
+	}{
+		{name: "one page", pods: 7, pageSize: 10, wantPages: 1, wantRequests: 1},
+		{name: "exact pages", pods: 30, pageSize: 10, wantPages: 3, wantRequests: 3},
+		{name: "partial last page", pods: 31, pageSize: 10, wantPages: 4, wantRequests: 4},
+		{name: "expired once mid-list", pods: 31, pageSize: 10, expire: map[string]int{"20": 1},
+			// 2 pages, a 410, then 4 pages from the start
+			wantPages: 6, wantRestarts: 1, wantRequests: 7},
+		{name: "expired twice", pods: 25, pageSize: 10, expire: map[string]int{"10": 1, "20": 1},
+			wantPages: 1 + 2 + 3, wantRestarts: 2, wantRequests: 8},
+		{name: "expires every time", pods: 25, pageSize: 10, expire: map[string]int{"10": 100},
+			wantPages: maxRestarts + 1, wantRestarts: maxRestarts, wantRequests: 2 * (maxRestarts + 1),
+			wantError: "listing pods failed: gone: the list outlived its continue token (etcd compaction) on every try; " +
+				"it is too slow: raise page_size or check the API server's load: continue token expired again after 3 restarts: " +
+				"The provided continue parameter is too old to display a consistent list result."},
+		{name: "fails half-way", pods: 25, pageSize: 10,
+			fail:      map[string]error{"20": apierrors.NewInternalError(errors.New("etcd leader changed"))},
+			wantPages: 2, wantRequests: 3,
+			wantError: "listing pods failed: Internal error occurred: etcd leader changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newFixture(t)
+			p := &pager{pods: manyPods(tt.pods), expire: tt.expire, fail: tt.fail}
+			fx.kube.PrependReactor("list", "pods", p.react)
+			k := fx.plugin(t, func(k *KubeTelemetry) {
+				k.PageSize = tt.pageSize
+				k.ResourceInclude = []string{"pods"}
+			})
+			var acc testutil.Accumulator
+			require.NoError(t, k.Gather(&acc))
+
+			// Every request: limit = page_size, resourceVersion unset (never
+			// "0", which would ignore the limit).
+			require.Len(t, p.options, tt.wantRequests)
+			for _, o := range p.options {
+				require.Equal(t, tt.pageSize, o.Limit)
+				require.Empty(t, o.ResourceVersion)
+				require.Empty(t, o.ResourceVersionMatch)
+			}
+
+			res := findMetric(t, &acc, "kube_telemetry_resource", "resource", "pods")
+			require.Equal(t, tt.wantPages, res.Fields["pages"])
+			require.Equal(t, tt.wantRestarts, res.Fields["restarts"])
+			if tt.wantError != "" {
+				require.Len(t, acc.Errors, 1)
+				require.EqualError(t, acc.Errors[0], tt.wantError)
+				require.Equal(t, int64(1), res.Fields["errors"])
+				require.Equal(t, int64(0), res.Fields["items"])
+				require.False(t, acc.HasMeasurement("kube_telemetry_pods"))
+				return
+			}
+			require.Empty(t, acc.Errors)
+			// After a restart the counters hold the list once, not the
+			// pages before the restart as well.
+			require.Equal(t, int64(tt.pods), res.Fields["items"])
+			pods, ok := acc.Get("kube_telemetry_pods")
+			require.True(t, ok)
+			require.Equal(t, int64(tt.pods), pods.Fields["total"])
+			require.Equal(t, int64((tt.pods+3)/4), pods.Fields["pending"])
+			require.Equal(t, int64(2*tt.pods), pods.Fields["containers"])
+			require.Equal(t, int64(tt.pods), pods.Fields["init_containers"])
+		})
+	}
+}
+
+func findMetric(t *testing.T, acc *testutil.Accumulator, name, tag, value string) *testutil.Metric {
+	t.Helper()
+	for _, m := range acc.Metrics {
+		if m.Measurement == name && m.Tags[tag] == value {
+			return m
+		}
+	}
+	require.Failf(t, "metric not found", "%s with %s=%s", name, tag, value)
+	return nil
+}
+
+// TestFoldReset: every fold forgets what it folded on reset, so a
+// restarted list never counts twice.
+func TestFoldReset(t *testing.T) {
+	l := newFixture(t).lister()
+	for _, r := range resources {
+		t.Run(r.name, func(t *testing.T) {
+			f := r.newFold()
+			_, n1, err := l.listPage(t.Context(), r, metav1.ListOptions{}, f.item)
+			require.NoError(t, err)
+			require.Positive(t, n1)
+			want := snapshot(f)
+			f.reset()
+			_, _, err = l.listPage(t.Context(), r, metav1.ListOptions{}, f.item)
+			require.NoError(t, err)
+			require.Equal(t, want, snapshot(f))
+		})
+	}
+}
+
+// snapshot renders a fold's results through the emitter.
+func snapshot(f fold) []*testutil.Metric {
+	var acc testutil.Accumulator
+	e := &emitter{acc: &acc}
+	switch f := f.(type) {
+	case *nodeFold:
+		f.emit(e)
+	case *podFold:
+		f.emit(e)
+	case *pvFold:
+		emitStorage(e, f, nil, nil)
+	case *pvcFold:
+		emitStorage(e, nil, f, nil)
+	case *storageClassFold:
+		emitStorage(e, newPVFold(), nil, f)
+	case *deploymentFold:
+		f.addons.emit(e)
+	case *daemonSetFold:
+		f.addons.emit(e)
+	}
+	if c, ok := f.(counter); ok {
+		e.add("count", nil, map[string]any{"n": c.count()})
+	}
+	return acc.Metrics
+}

@@ -1,0 +1,353 @@
+// Package kube_telemetry provides inputs.kube_telemetry: a small, fixed set
+// of aggregate telemetry metrics about one Kubernetes cluster (identity,
+// version, nodes, pods, objects, storage, add-ons), collected with paginated
+// lists streamed and folded item by item, so memory grows neither with the
+// cluster nor with the page size.
+package kube_telemetry
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/filter"
+	"github.com/influxdata/telegraf/plugins/common/tls"
+	"github.com/influxdata/telegraf/plugins/inputs"
+)
+
+//go:embed sample.conf
+var sampleConfig string
+
+const (
+	defaultPageSize        = 500
+	maxPageSize            = 5000
+	defaultResponseTimeout = config.Duration(10 * time.Second)
+
+	// identityNamespace's UID identifies the cluster: it exists in every
+	// cluster, is created once and never renamed.
+	identityNamespace = "kube-system"
+)
+
+// defaultAddonNamespaces are where TKGI and upstream clusters run their
+// add-ons: kube-system, the NSX-T container plugin's node agent
+// (nsx-system), TKGI's own system workloads (pks-system) and the vSphere CSI
+// driver (vmware-system-csi).
+var defaultAddonNamespaces = []string{"kube-system", "nsx-system", "pks-system", "vmware-system-csi"}
+
+type KubeTelemetry struct {
+	URL             string          `toml:"url"`
+	BearerToken     config.Secret   `toml:"bearer_token"`
+	BearerTokenFile string          `toml:"bearer_token_file"`
+	Kubeconfig      string          `toml:"kubeconfig"`
+	Context         string          `toml:"context"`
+	ClusterName     string          `toml:"cluster_name"`
+	ResponseTimeout config.Duration `toml:"response_timeout"`
+	PageSize        int64           `toml:"page_size"`
+	ResourceInclude []string        `toml:"resource_include"`
+	ResourceExclude []string        `toml:"resource_exclude"`
+	AddonNamespaces []string        `toml:"addon_namespaces"`
+	tls.ClientConfig
+
+	Log telegraf.Logger `toml:"-"`
+
+	selected []resource
+	addonNS  map[string]bool
+	clients  *clients
+	ctx      context.Context
+	cancel   context.CancelFunc
+	requests atomic.Int64
+
+	// wrapTransport lets tests wrap the HTTP transport (to fake a 410).
+	wrapTransport func(http.RoundTripper) http.RoundTripper
+}
+
+func (*KubeTelemetry) SampleConfig() string {
+	return sampleConfig
+}
+
+func (k *KubeTelemetry) Init() error {
+	if err := k.checkConnection(); err != nil {
+		return err
+	}
+	if k.PageSize <= 0 || k.PageSize > maxPageSize {
+		return fmt.Errorf("page_size must be between 1 and %d, got %d", maxPageSize, k.PageSize)
+	}
+	if k.ResponseTimeout <= 0 {
+		return fmt.Errorf("response_timeout must be positive, got %s", time.Duration(k.ResponseTimeout))
+	}
+	selected, err := selectResources(k.ResourceInclude, k.ResourceExclude)
+	if err != nil {
+		return err
+	}
+	k.selected = selected
+	k.addonNS = make(map[string]bool, len(k.AddonNamespaces))
+	for _, ns := range k.AddonNamespaces {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return fmt.Errorf("addon_namespaces: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
+		}
+		k.addonNS[ns] = true
+	}
+	return nil
+}
+
+// checkConnection rejects settings that would be silently ignored under the
+// connection precedence: url, then kubeconfig, then in-cluster.
+func (k *KubeTelemetry) checkConnection() error {
+	if k.URL != "" {
+		u, err := url.Parse(k.URL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("url %q must be an http(s) URL of the API server, e.g. \"https://10.0.0.1:6443\"", k.URL)
+		}
+		if k.Kubeconfig != "" {
+			return errors.New("url and kubeconfig are mutually exclusive: set one")
+		}
+		if !k.BearerToken.Empty() && k.BearerTokenFile != "" {
+			return errors.New("bearer_token and bearer_token_file are mutually exclusive: set one")
+		}
+		return nil
+	}
+	switch {
+	case !k.BearerToken.Empty():
+		return errors.New("bearer_token is used only with url: set url, or put the token in the kubeconfig")
+	case k.BearerTokenFile != "":
+		return errors.New("bearer_token_file is used only with url: set url, or put the token in the kubeconfig")
+	case k.TLSCA != "" || k.TLSCert != "" || k.TLSKey != "" || k.InsecureSkipVerify || k.ServerName != "":
+		return errors.New("the tls_* and insecure_skip_verify options are used only with url; " +
+			"the kubeconfig and the in-cluster ServiceAccount carry their own TLS settings")
+	case k.Context != "" && k.Kubeconfig == "":
+		return errors.New("context is used only with kubeconfig: set kubeconfig")
+	}
+	return nil
+}
+
+// selectResources applies resource_include/resource_exclude (globs) to the
+// known resources. A pattern that matches no resource is an error: it is
+// almost always a typo ("pod" for "pods").
+func selectResources(include, exclude []string) ([]resource, error) {
+	for key, patterns := range map[string][]string{"resource_include": include, "resource_exclude": exclude} {
+		for _, p := range patterns {
+			f, err := filter.Compile([]string{p})
+			if err != nil {
+				return nil, fmt.Errorf("%s: invalid pattern %q: %w", key, p, err)
+			}
+			matched := false
+			for _, r := range resources {
+				matched = matched || f.Match(r.name)
+			}
+			if !matched {
+				return nil, fmt.Errorf("%s: %q matches no resource; valid resources: %s",
+					key, p, strings.Join(resourceNames(), ", "))
+			}
+		}
+	}
+	f, err := filter.NewIncludeExcludeFilter(include, exclude)
+	if err != nil {
+		return nil, fmt.Errorf("resource_include/resource_exclude: %w", err)
+	}
+	var selected []resource
+	for _, r := range resources {
+		if f.Match(r.name) {
+			selected = append(selected, r)
+		}
+	}
+	if len(selected) == 0 {
+		return nil, errors.New("resource_include and resource_exclude leave no resource to collect")
+	}
+	return selected, nil
+}
+
+// Start builds the clients once; every gather reuses them and their
+// connections. No request is sent here: an API server that is down at start
+// is reported by each gather, not fatal.
+func (k *KubeTelemetry) Start(telegraf.Accumulator) error {
+	k.ctx, k.cancel = context.WithCancel(context.Background())
+	if k.clients != nil {
+		return nil
+	}
+	c, err := k.newClients()
+	if err != nil {
+		return err
+	}
+	k.clients = c
+	return nil
+}
+
+// Stop aborts a gather in flight and closes idle connections.
+func (k *KubeTelemetry) Stop() {
+	if k.cancel != nil {
+		k.cancel()
+	}
+	if k.clients != nil {
+		k.clients.close()
+	}
+}
+
+func (k *KubeTelemetry) Gather(acc telegraf.Accumulator) error {
+	if k.clients == nil || k.ctx == nil {
+		return errors.New("gather before start")
+	}
+	ctx, c := k.ctx, k.clients
+	start := time.Now()
+	requestsBefore := k.requests.Load()
+
+	// One cheap request first: if the API server is unreachable or rejects
+	// the credentials, this is the gather's one error.
+	info, err := c.serverVersion(ctx)
+	if err != nil {
+		if apierrors.IsUnauthorized(err) {
+			return fmt.Errorf("kubernetes API server %s rejected the credentials "+
+				"(check bearer_token, bearer_token_file or the kubeconfig user): %w", c.host, err)
+		}
+		return fmt.Errorf("kubernetes API server %s unreachable: %w", c.host, err)
+	}
+	ns, err := c.kube.CoreV1().Namespaces().Get(ctx, identityNamespace, metav1.GetOptions{})
+	if err != nil {
+		// Without the cluster's identity nothing can be attributed.
+		return &apiError{action: "getting namespace " + identityNamespace + " (the cluster's identity)",
+			verb: "get", res: resourceByName("namespaces"), err: err}
+	}
+
+	results := collect(ctx, c, k.selected, k.PageSize, k.addonNS)
+
+	e := &emitter{acc: acc, ts: start, tags: map[string]string{"cluster_uid": string(ns.UID)}}
+	if k.ClusterName != "" {
+		e.tags["cluster_name"] = k.ClusterName
+	}
+	var pages, failed, ok int64
+	for _, r := range results {
+		pages += r.pages
+		var errs int64
+		if r.ok() {
+			ok++
+		} else {
+			errs = 1
+			failed++
+			acc.AddError(r.err)
+		}
+		e.add("kube_telemetry_resource", map[string]string{"resource": r.res.name}, map[string]any{
+			"items":            r.items,
+			"pages":            r.pages,
+			"duration_seconds": r.duration.Seconds(),
+			"errors":           errs,
+			"restarts":         r.restarts,
+		})
+	}
+
+	if f, ok := findFold[*nodeFold](results, "nodes"); ok {
+		f.emit(e)
+	}
+	if f, ok := findFold[*podFold](results, "pods"); ok {
+		f.emit(e)
+	}
+	emitObjects(e, results)
+	pvs, _ := findFold[*pvFold](results, "persistentvolumes")
+	pvcs, _ := findFold[*pvcFold](results, "persistentvolumeclaims")
+	scs, _ := findFold[*storageClassFold](results, "storageclasses")
+	emitStorage(e, pvs, pvcs, scs)
+
+	var addons []addonSet
+	if f, ok := findFold[*daemonSetFold](results, "daemonsets"); ok {
+		addons = append(addons, f.addons)
+	}
+	if f, ok := findFold[*deploymentFold](results, "deployments"); ok {
+		addons = append(addons, f.addons)
+	}
+	for _, s := range addons {
+		s.emit(e)
+	}
+
+	elapsed := time.Since(start)
+	e.add("kube_telemetry_cluster", nil, map[string]any{
+		"server_version":     info.GitVersion,
+		"platform":           info.Platform,
+		"cni":                cni(addons...),
+		"collection_seconds": elapsed.Seconds(),
+		"api_requests":       k.requests.Load() - requestsBefore,
+		"pages":              pages,
+		"errors":             failed,
+		"resources":          ok,
+	})
+	if k.Log != nil {
+		k.Log.Debugf("Collected %d resources (%d failed) in %d pages, %d requests, %s",
+			ok, failed, pages, k.requests.Load()-requestsBefore, elapsed)
+	}
+	return nil
+}
+
+// emitObjects writes kube_telemetry_objects: one count field per resource
+// listed successfully; a resource that failed or was excluded has no field
+// rather than a false zero.
+func emitObjects(e *emitter, results []*result) {
+	fields := make(map[string]any, len(objectFields)+5)
+	for _, r := range results {
+		if !r.ok() {
+			continue
+		}
+		if s, ok := r.fold.(*serviceFold); ok {
+			for k, v := range s.fields() {
+				fields[k] = v
+			}
+			continue
+		}
+		name, ok := objectFields[r.res.name]
+		if !ok {
+			continue
+		}
+		if c, ok := r.fold.(counter); ok {
+			fields[name] = c.count()
+		}
+	}
+	if len(fields) > 0 {
+		e.add("kube_telemetry_objects", nil, fields)
+	}
+}
+
+func resourceByName(name string) resource {
+	for _, r := range resources {
+		if r.name == name {
+			return r
+		}
+	}
+	return resource{name: name}
+}
+
+// emitter adds the cluster's identity tags and the gather's one timestamp
+// to every metric.
+type emitter struct {
+	acc  telegraf.Accumulator
+	ts   time.Time
+	tags map[string]string
+}
+
+func (e *emitter) add(measurement string, tags map[string]string, fields map[string]any) {
+	all := make(map[string]string, len(tags)+len(e.tags))
+	for k, v := range e.tags {
+		all[k] = v
+	}
+	for k, v := range tags {
+		all[k] = v
+	}
+	e.acc.AddFields(measurement, fields, all, e.ts)
+}
+
+func init() {
+	inputs.Add("kube_telemetry", func() telegraf.Input {
+		return &KubeTelemetry{
+			PageSize:        defaultPageSize,
+			ResponseTimeout: defaultResponseTimeout,
+			AddonNamespaces: defaultAddonNamespaces,
+		}
+	})
+}

@@ -1,0 +1,52 @@
+package vmware_telemetry_listener
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
+)
+
+// FuzzDecode drives the listener's whole decode path (decompression within
+// limits, line protocol, the dictionary check at a level) with arbitrary
+// bodies. Seeds: f.Add below and testdata/fuzz/FuzzDecode. Run it with
+//
+//	go test -run '^$' -fuzz FuzzDecode -fuzztime 60s ./plugins/inputs/vmware_telemetry_listener/
+//
+// Properties: no panic; every refusal is a status the listener answers for
+// bad input (400, 413, 415, 422); no more than the limit is decompressed;
+// whatever is accepted passes the dictionary at that level.
+func FuzzDecode(f *testing.F) {
+	valid := validBatch(3)
+	f.Add(valid, "identity", "standard")
+	f.Add(zstdBytes(f, valid), "zstd", "standard")
+	f.Add(gzipBytes(f, valid), "gzip", "enhanced")
+	f.Add([]byte("kube_telemetry_nodes,cluster_uid="+pseudonym(1)+",customer_number=C1 total=1i\n"), "", "enhanced")
+	f.Add([]byte("kube_telemetry_nodes,host=h total=1i\n"), "", "standard")
+	f.Add([]byte("m f=\"\xff\"\n"), "", "standard")
+	f.Add(zstdBytes(f, valid)[:20], "zstd", "standard")
+
+	const limit, line = 1 << 16, 1 << 10
+	w, err := newWire("", limit, line)
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, body []byte, encoding, level string) {
+		lv, err := telemetry.ParseLevel(level)
+		if err != nil || lv == telemetry.LevelNone {
+			lv = telemetry.LevelStandard
+		}
+		metrics, n, err := w.decode(body, encoding, lv, time.Unix(0, 0))
+		require.LessOrEqual(t, n, int64(limit+line+1))
+		if err != nil {
+			require.Contains(t, []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge,
+				http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity}, statusOf(err), "%v", err)
+			require.Nil(t, metrics)
+			return
+		}
+		for _, m := range metrics {
+			require.NoError(t, w.dict.Check(m, lv))
+		}
+	})
+}

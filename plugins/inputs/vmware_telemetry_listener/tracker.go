@@ -1,0 +1,117 @@
+package vmware_telemetry_listener
+
+import (
+	"sync"
+
+	"github.com/influxdata/telegraf"
+)
+
+// tracker hands batches to Telegraf's pipeline as tracked metric groups and
+// bounds how many of them may be undelivered at once: the listener's
+// backpressure. A batch takes a slot before its body is read and gives it
+// back when every output has accepted (or dropped) its metrics, so memory is
+// bounded by max_undelivered_batches however fast agents post.
+type tracker struct {
+	acc   telegraf.TrackingAccumulator
+	slots chan struct{}
+
+	mu sync.Mutex
+	// callbacks waiting for a delivery, by tracking ID
+	waiting map[telegraf.TrackingID]func(delivered bool)
+	// deliveries that arrived before their batch was registered: a fast
+	// output can deliver before AddTrackingMetricGroup returns
+	early map[telegraf.TrackingID]bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newTracker(acc telegraf.Accumulator, maxUndelivered int) *tracker {
+	return &tracker{
+		// The delivery channel holds at most one entry per slot, so the
+		// accumulator never finds it full.
+		acc:     acc.WithTracking(maxUndelivered),
+		slots:   make(chan struct{}, maxUndelivered),
+		waiting: make(map[telegraf.TrackingID]func(bool)),
+		early:   make(map[telegraf.TrackingID]bool),
+		stop:    make(chan struct{}),
+	}
+}
+
+func (t *tracker) start() {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		for {
+			select {
+			case <-t.stop:
+				return
+			case info := <-t.acc.Delivered():
+				t.deliver(info.ID(), info.Delivered())
+			}
+		}
+	}()
+}
+
+// tryAcquire takes a slot without blocking; false means the pipeline is
+// saturated and the client should come back later.
+func (t *tracker) tryAcquire() bool {
+	select {
+	case t.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// release gives back a slot taken by tryAcquire for a batch that never
+// reached the pipeline.
+func (t *tracker) release() {
+	<-t.slots
+}
+
+// add hands the metrics to the pipeline. done runs once, on the tracker's
+// goroutine, when the outputs accepted or dropped them; the slot is
+// released just before. metrics must not be empty.
+func (t *tracker) add(metrics []telegraf.Metric, done func(delivered bool)) {
+	id := t.acc.AddTrackingMetricGroup(metrics)
+	t.mu.Lock()
+	delivered, ok := t.early[id]
+	if ok {
+		delete(t.early, id)
+	} else {
+		t.waiting[id] = done
+	}
+	t.mu.Unlock()
+	if ok {
+		<-t.slots
+		done(delivered)
+	}
+}
+
+func (t *tracker) deliver(id telegraf.TrackingID, delivered bool) {
+	t.mu.Lock()
+	done, ok := t.waiting[id]
+	if ok {
+		delete(t.waiting, id)
+	} else {
+		t.early[id] = delivered
+	}
+	t.mu.Unlock()
+	if ok {
+		<-t.slots
+		done(delivered)
+	}
+}
+
+// undelivered is the number of slots taken.
+func (t *tracker) undelivered() int {
+	return len(t.slots)
+}
+
+// stopDispatch ends the delivery goroutine. Batches still undelivered keep
+// their metrics in the pipeline; their callbacks never run.
+func (t *tracker) stopDispatch() {
+	close(t.stop)
+	t.wg.Wait()
+}

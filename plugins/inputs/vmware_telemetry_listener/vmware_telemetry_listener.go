@@ -1,0 +1,286 @@
+// Package vmware_telemetry_listener is the telemetry server as a Telegraf
+// service input: it receives the batches outputs.vmware_telemetry posts and
+// the platform API's events, checks them, stores each batch once and hands
+// it to whatever outputs the configuration has: the data lake.
+package vmware_telemetry_listener
+
+import (
+	"context"
+	"crypto/tls"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	common_tls "github.com/influxdata/telegraf/plugins/common/tls"
+	"github.com/influxdata/telegraf/plugins/inputs"
+	"github.com/influxdata/telegraf/selfstat"
+)
+
+//go:embed sample.conf
+var sampleConfig string
+
+const (
+	ackDelivered = "delivered"
+	ackAccepted  = "accepted"
+
+	defaultEventsPath = "/ph/api/hyper/events"
+)
+
+type Listener struct {
+	ServiceAddress string          `toml:"service_address"`
+	Path           string          `toml:"path"`
+	EventsPath     string          `toml:"events_path"`
+	Tokens         []config.Secret `toml:"tokens"`
+	DictionaryFile string          `toml:"dictionary_file"`
+
+	ReadTimeout         config.Duration `toml:"read_timeout"`
+	MaxBodySize         config.Size     `toml:"max_body_size"`
+	MaxDecompressedSize config.Size     `toml:"max_decompressed_size"`
+	MaxLineSize         config.Size     `toml:"max_line_size"`
+
+	Acknowledge           string          `toml:"acknowledge"`
+	AckTimeout            config.Duration `toml:"ack_timeout"`
+	MaxUndeliveredBatches int             `toml:"max_undelivered_batches"`
+	RetryAfter            config.Duration `toml:"retry_after"`
+
+	DedupFile       string          `toml:"dedup_file"`
+	DedupWindow     config.Duration `toml:"dedup_window"`
+	DedupMaxEntries int             `toml:"dedup_max_entries"`
+
+	common_tls.ServerConfig
+
+	Log        telegraf.Logger     `toml:"-"`
+	Statistics *selfstat.Collector `toml:"-"`
+
+	tlsConf *tls.Config
+	auth    *bearerAuth
+	wire    *wire
+	stats   *stats
+	now     func() time.Time
+
+	dedup    *dedupStore
+	tracker  *tracker
+	decoding chan struct{}
+	listener net.Listener
+	server   *http.Server
+	serveErr chan error
+	// stopping is closed when Stop begins; waiting requests answer 503.
+	stopping chan struct{}
+	stopOnce sync.Once
+}
+
+func (*Listener) SampleConfig() string {
+	return sampleConfig
+}
+
+func (l *Listener) Init() error {
+	if l.ServiceAddress == "" {
+		return errors.New("service_address is empty; set e.g. \":8443\"")
+	}
+	if !strings.HasPrefix(l.Path, "/") {
+		return fmt.Errorf("path %q must start with '/'", l.Path)
+	}
+	if l.EventsPath != "" {
+		if !strings.HasPrefix(l.EventsPath, "/") {
+			return fmt.Errorf("events_path %q must start with '/' (or be empty to turn events off)", l.EventsPath)
+		}
+		if l.EventsPath == l.Path {
+			return fmt.Errorf("events_path %q must differ from path", l.EventsPath)
+		}
+	}
+	switch l.Acknowledge {
+	case ackDelivered, ackAccepted:
+	default:
+		return fmt.Errorf("acknowledge %q: use %q (201 once the outputs wrote the batch) or %q (201 once it entered the pipeline)",
+			l.Acknowledge, ackDelivered, ackAccepted)
+	}
+	if l.MaxBodySize <= 0 {
+		return fmt.Errorf("max_body_size %d must be positive", l.MaxBodySize)
+	}
+	if l.MaxDecompressedSize < l.MaxBodySize {
+		return fmt.Errorf("max_decompressed_size (%d) must be at least max_body_size (%d)", l.MaxDecompressedSize, l.MaxBodySize)
+	}
+	if l.MaxLineSize <= 0 || l.MaxLineSize > l.MaxDecompressedSize {
+		return fmt.Errorf("max_line_size %d must be positive and at most max_decompressed_size", l.MaxLineSize)
+	}
+	if l.MaxUndeliveredBatches < 1 {
+		return fmt.Errorf("max_undelivered_batches %d must be at least 1", l.MaxUndeliveredBatches)
+	}
+	if l.AckTimeout <= 0 {
+		return fmt.Errorf("ack_timeout %s must be positive", time.Duration(l.AckTimeout))
+	}
+	if l.ReadTimeout <= 0 {
+		return fmt.Errorf("read_timeout %s must be positive", time.Duration(l.ReadTimeout))
+	}
+	if l.RetryAfter < config.Duration(time.Second) {
+		return fmt.Errorf("retry_after %s must be at least 1s (Retry-After counts whole seconds)", time.Duration(l.RetryAfter))
+	}
+	if l.DedupWindow <= 0 {
+		return fmt.Errorf("dedup_window %s must be positive", time.Duration(l.DedupWindow))
+	}
+	if l.DedupMaxEntries < 1 {
+		return fmt.Errorf("dedup_max_entries %d must be at least 1", l.DedupMaxEntries)
+	}
+
+	tlsConf, err := l.ServerConfig.TLSConfig()
+	if err != nil {
+		return fmt.Errorf("tls options: %w", err)
+	}
+	l.tlsConf = tlsConf
+
+	if l.auth, err = newBearerAuth(l.Tokens); err != nil {
+		return err
+	}
+	if !l.auth.enabled() {
+		l.Log.Warn("No tokens configured: any client may post; set tokens to require a bearer token")
+	}
+
+	if l.wire, err = newWire(l.DictionaryFile, int64(l.MaxDecompressedSize), int64(l.MaxLineSize)); err != nil {
+		return err
+	}
+
+	if l.Statistics == nil {
+		l.Statistics = selfstat.NewCollector(nil)
+	}
+	l.stats = newStats(l.Statistics, l.Path, l.EventsPath)
+	if l.now == nil {
+		l.now = time.Now
+	}
+	return nil
+}
+
+func (l *Listener) Start(acc telegraf.Accumulator) error {
+	l.dedup = newDedupStore(time.Duration(l.DedupWindow), l.DedupMaxEntries)
+	loaded, err := l.dedup.open(l.DedupFile, l.now())
+	if err != nil {
+		return err
+	}
+	if l.DedupFile == "" {
+		l.Log.Info("dedup_file not set: de-duplication keys are kept in memory only and forgotten on restart")
+	} else {
+		l.Log.Debugf("Loaded %d de-duplication keys from %q", loaded, l.DedupFile)
+	}
+
+	ln, err := net.Listen("tcp", l.ServiceAddress)
+	if err != nil {
+		l.dedup.close()
+		return fmt.Errorf("listening on %q failed: %w", l.ServiceAddress, err)
+	}
+	if l.tlsConf != nil {
+		ln = tls.NewListener(ln, l.tlsConf)
+	}
+	l.listener = ln
+
+	l.decoding = make(chan struct{}, runtime.GOMAXPROCS(0))
+	l.tracker = newTracker(acc, l.MaxUndeliveredBatches)
+	l.tracker.start()
+
+	l.stopping = make(chan struct{})
+	l.stopOnce = sync.Once{}
+	l.server = &http.Server{
+		Handler:           l,
+		ReadHeaderTimeout: time.Duration(l.ReadTimeout),
+		ReadTimeout:       time.Duration(l.ReadTimeout),
+		// A request may wait ack_timeout for its delivery after reading.
+		WriteTimeout: time.Duration(l.ReadTimeout) + time.Duration(l.AckTimeout) + 5*time.Second,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     nil,
+	}
+	l.serveErr = make(chan error, 1)
+	go func() {
+		err := l.server.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		l.serveErr <- err
+	}()
+	l.Log.Infof("Listening on %s (batches %s, events %s, acknowledge %s)", ln.Addr(), l.Path, l.eventsPathForLog(), l.Acknowledge)
+	return nil
+}
+
+func (l *Listener) eventsPathForLog() string {
+	if l.EventsPath == "" {
+		return "off"
+	}
+	return l.EventsPath
+}
+
+// Gather only refreshes the gauges among the self-metrics; the metrics
+// themselves arrive through the HTTP handlers.
+func (l *Listener) Gather(telegraf.Accumulator) error {
+	if l.tracker != nil {
+		l.stats.undelivered.Set(int64(l.tracker.undelivered()))
+		l.stats.dedupEntries.Set(int64(l.dedup.len()))
+	}
+	return nil
+}
+
+// Stop stops accepting connections, lets the requests in flight finish and
+// waits, up to ack_timeout, for the batches already in the pipeline to be
+// delivered, so their keys are recorded before the log is closed. Telegraf
+// keeps flushing outputs while inputs stop, which is what delivers them.
+func (l *Listener) Stop() {
+	if l.server == nil {
+		return
+	}
+	l.stopOnce.Do(func() { close(l.stopping) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(l.AckTimeout)+time.Duration(l.ReadTimeout))
+	defer cancel()
+	if err := l.server.Shutdown(ctx); err != nil {
+		l.Log.Errorf("Stopping the HTTP server: %v; closing remaining connections", err)
+		l.server.Close()
+	}
+	if err := <-l.serveErr; err != nil {
+		l.Log.Errorf("Serving failed: %v", err)
+	}
+
+	deadline := time.Now().Add(time.Duration(l.AckTimeout))
+	for l.tracker.undelivered() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := l.tracker.undelivered(); n > 0 {
+		l.Log.Warnf("Stopped with %d batches not yet written by the outputs; their keys are not recorded, so agents' retries store them again", n)
+	}
+	l.tracker.stopDispatch()
+	if err := l.dedup.close(); err != nil {
+		l.Log.Errorf("Closing de-duplication log: %v", err)
+	}
+	l.wire.close()
+	l.server = nil
+}
+
+// Addr is the address the listener is bound to (tests use port 0).
+func (l *Listener) Addr() net.Addr {
+	if l.listener == nil {
+		return nil
+	}
+	return l.listener.Addr()
+}
+
+func init() {
+	inputs.Add("vmware_telemetry_listener", func() telegraf.Input {
+		return &Listener{
+			ServiceAddress:        ":8443",
+			Path:                  defaultPath,
+			EventsPath:            defaultEventsPath,
+			ReadTimeout:           config.Duration(10 * time.Second),
+			MaxBodySize:           config.Size(4 << 20),
+			MaxDecompressedSize:   config.Size(32 << 20),
+			MaxLineSize:           config.Size(64 << 10),
+			Acknowledge:           ackDelivered,
+			AckTimeout:            config.Duration(20 * time.Second),
+			MaxUndeliveredBatches: 64,
+			RetryAfter:            config.Duration(5 * time.Second),
+			DedupWindow:           config.Duration(24 * time.Hour),
+			DedupMaxEntries:       250000,
+		}
+	})
+}

@@ -1,0 +1,128 @@
+package vmware_telemetry_listener
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/influxdata/telegraf"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
+)
+
+// The wire protocol is the one outputs.vmware_telemetry speaks, from the
+// shared package; this file maps its errors to the listener's statuses.
+const (
+	defaultPath             = telemetry.DefaultPath
+	queryCollector          = telemetry.QueryCollector
+	queryInstance           = telemetry.QueryInstance
+	headerLevel             = telemetry.HeaderLevel
+	headerIdempotencyKey    = telemetry.HeaderIdempotencyKey
+	headerDictionaryVersion = telemetry.HeaderDictionaryVersion
+	headerDuplicate         = telemetry.HeaderDuplicate
+	contentTypeLineProtocol = telemetry.ContentType
+)
+
+type wire struct {
+	dict *telemetry.Dictionary
+	// checkers remember verdicts by metric shape across batches
+	checkers sync.Pool
+	// batches: decompressed and parsed a line at a time, never holding the
+	// decompressed body, so a bomb costs a few megabytes
+	batches *telemetry.StreamDecoder
+	// events: JSON documents, decompressed whole within the limit
+	events *telemetry.Decoder
+}
+
+func newWire(dictionaryFile string, maxDecompressed, maxLine int64) (*wire, error) {
+	dict, err := telemetry.LoadDictionary(dictionaryFile)
+	if err != nil {
+		return nil, fmt.Errorf("dictionary_file %q: %w", dictionaryFile, err)
+	}
+	batches, err := telemetry.NewStreamDecoder(maxDecompressed, maxLine)
+	if err != nil {
+		return nil, err
+	}
+	events, err := telemetry.NewDecoder(maxDecompressed, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &wire{dict: dict, batches: batches, events: events}, nil
+}
+
+func (w *wire) close() {
+	w.events.Close()
+}
+
+// level parses the level header. Nothing is ever sent at level none, so a
+// batch claiming it is refused before its body is read.
+func (*wire) level(header string) (telemetry.Level, error) {
+	if header == "" {
+		return "", errorf(http.StatusBadRequest, "missing header %s; send the participation level (%q or %q)",
+			headerLevel, telemetry.LevelStandard, telemetry.LevelEnhanced)
+	}
+	level, err := telemetry.ParseLevel(header)
+	if err != nil {
+		return "", wrapError(http.StatusBadRequest, err, "header %s", headerLevel)
+	}
+	if level == telemetry.LevelNone {
+		return "", errorf(http.StatusUnprocessableEntity, "header %s is %q: nothing is sent at that level", headerLevel, level)
+	}
+	return level, nil
+}
+
+// encoding normalises Content-Encoding; unknown ones are 415.
+func (*wire) encoding(header string) (string, error) {
+	enc, ok := telemetry.ParseEncoding(header)
+	if !ok {
+		return "", errorf(http.StatusUnsupportedMediaType, "Content-Encoding %q not supported; use %q, %q or %q",
+			header, telemetry.EncodingZstd, telemetry.EncodingGzip, telemetry.EncodingIdentity)
+	}
+	return enc, nil
+}
+
+// decompress applies Content-Encoding within max_decompressed_size.
+func (w *wire) decompress(body []byte, encoding string) ([]byte, error) {
+	data, err := w.events.Decompress(body, encoding)
+	if err != nil {
+		return nil, decodeError(err)
+	}
+	return data, nil
+}
+
+// decode decompresses and parses a batch and checks every metric against
+// the dictionary at level: one metric not allowed refuses the whole batch.
+// size is the decompressed size, for the statistics.
+func (w *wire) decode(body []byte, encoding string, level telemetry.Level, now time.Time) (metrics []telegraf.Metric, size int64, err error) {
+	metrics, size, err = w.batches.Decode(body, encoding, now)
+	if err != nil {
+		return nil, size, decodeError(err)
+	}
+	checker, _ := w.checkers.Get().(*telemetry.BatchChecker)
+	if checker == nil {
+		checker = w.dict.NewBatchChecker()
+	}
+	defer w.checkers.Put(checker)
+	if err := checker.Check(metrics, level); err != nil {
+		return nil, size, wrapError(http.StatusUnprocessableEntity, err,
+			"batch refused at level %s by data dictionary %s", level, w.dict.Version)
+	}
+	return metrics, size, nil
+}
+
+func decodeError(err error) error {
+	switch {
+	case errors.Is(err, telemetry.ErrTooLarge):
+		return wrapError(http.StatusRequestEntityTooLarge, err, "body exceeds max_decompressed_size once decompressed; split the batch")
+	case errors.Is(err, telemetry.ErrUnsupportedEncoding):
+		return wrapError(http.StatusUnsupportedMediaType, err, "body")
+	case errors.Is(err, telemetry.ErrCorrupt):
+		return wrapError(http.StatusBadRequest, err, "body")
+	}
+	// telemetry.ErrMalformed and anything else: the first error, with its
+	// line. An over-long line is malformed too (400, not 413): no agent
+	// line comes near the limit, and splitting the batch would not help.
+	return wrapError(http.StatusBadRequest, err, "body")
+}

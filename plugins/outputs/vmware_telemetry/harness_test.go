@@ -1,0 +1,422 @@
+package vmware_telemetry
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/plugins/outputs"
+	"github.com/influxdata/telegraf/selfstat"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
+)
+
+// Proxies started by TestMain with scripts/tinyproxy.sh (Debian's
+// tinyproxy): one that proxies, one that answers 403 to everyone, one that
+// wants basic auth. TINYPROXY_ADDR (and TINYPROXY_LOG) point the tests at an
+// instance started elsewhere for the allow case.
+var proxies struct {
+	allow, allowLog string
+	deny            string
+	auth            string // user "agent", password "s3cret"
+}
+
+func TestMain(m *testing.M) {
+	code, err := runWithProxies(m)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: proxy tests need Debian's tinyproxy: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func runWithProxies(m *testing.M) (int, error) {
+	root, err := os.MkdirTemp("", "vmware-telemetry-proxies-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(root)
+	script := filepath.Join("..", "..", "..", "scripts", "tinyproxy.sh")
+	var started []string
+	defer func() {
+		for _, dir := range started {
+			_ = exec.Command(script, "stop", dir).Run()
+		}
+	}()
+	start := func(name string, args ...string) (string, string, error) {
+		dir := filepath.Join(root, name)
+		cmd := exec.Command(script, append([]string{"start", dir}, args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		started = append(started, dir)
+		if err != nil {
+			return "", "", fmt.Errorf("%s %s: %w: %s", script, name, err, stderr.String())
+		}
+		return strings.TrimSpace(string(out)), filepath.Join(dir, "tinyproxy.log"), nil
+	}
+
+	if addr := os.Getenv("TINYPROXY_ADDR"); addr != "" {
+		proxies.allow, proxies.allowLog = addr, os.Getenv("TINYPROXY_LOG")
+	} else if proxies.allow, proxies.allowLog, err = start("allow", "allow"); err != nil {
+		return 0, err
+	}
+	if proxies.deny, _, err = start("deny", "deny"); err != nil {
+		return 0, err
+	}
+	if proxies.auth, _, err = start("auth", "allow", "agent:s3cret"); err != nil {
+		return 0, err
+	}
+	return m.Run(), nil
+}
+
+// nonLoopbackIP is an address of this machine the proxy tests can use: Go
+// never proxies requests to loopback addresses, whatever HTTP_PROXY says.
+func nonLoopbackIP(t testing.TB) string {
+	addrs, err := net.InterfaceAddrs()
+	require.NoError(t, err)
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && ipn.IP.IsGlobalUnicast() {
+			return ipn.IP.String()
+		}
+	}
+	require.FailNow(t, "this machine has no non-loopback IPv4 address; the environment proxy tests need one (Go never proxies loopback)")
+	return ""
+}
+
+// received is one request the test server got.
+type received struct {
+	at      time.Time
+	query   url.Values
+	header  http.Header
+	body    []byte // decompressed
+	bodyLen int    // on the wire
+	metrics []telegraf.Metric
+	status  int
+}
+
+// server is a telemetry server for tests: it decodes batches with the
+// shared codec, checks them against the dictionary like the listener does,
+// stores each idempotency key once (200 with Telemetry-Duplicate for a
+// replay, like the listener) and can be scripted per request.
+type server struct {
+	*httptest.Server
+	t   testing.TB
+	dec *telemetry.Decoder
+
+	mu       sync.Mutex
+	requests []received
+	stored   map[string][]telegraf.Metric // by idempotency key
+	order    []string                     // keys in storing order
+	conns    int
+	arrived  int
+	cert     *x509.Certificate // with TLS: the server's self-signed certificate
+	// script answers request n (0-based); nil or status 0 stores normally.
+	script func(n int, r *received, w http.ResponseWriter) int
+}
+
+func newServer(t testing.TB, host string) *server { return newServerTLS(t, host, false) }
+
+func newServerTLS(t testing.TB, host string, useTLS bool) *server {
+	dec, err := telemetry.NewDecoder(64<<20, 1<<20)
+	require.NoError(t, err)
+	s := &server{t: t, dec: dec, stored: map[string][]telegraf.Metric{}}
+	ts := httptest.NewUnstartedServer(s)
+	if host != "" {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		require.NoError(t, err)
+		ts.Listener.Close()
+		ts.Listener = l
+	}
+	ts.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.mu.Lock()
+			s.conns++
+			s.mu.Unlock()
+		}
+	}
+	s.Server = ts
+	if useTLS {
+		// httptest's certificate covers loopback only; the proxy tests
+		// need one for the machine's own address.
+		ip := net.ParseIP(host)
+		if ip == nil {
+			ip = net.IPv4(127, 0, 0, 1)
+		}
+		cert, leaf := selfSigned(t, ip)
+		s.cert = leaf
+		ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ts.StartTLS()
+	} else {
+		ts.Start()
+	}
+	t.Cleanup(func() { ts.Close(); dec.Close() })
+	return s
+}
+
+func selfSigned(t testing.TB, ip net.IP) (tls.Certificate, *x509.Certificate) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "telemetry test server"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{ip},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	leaf, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, leaf
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rec := received{at: time.Now(), query: r.URL.Query(), header: r.Header.Clone(), bodyLen: len(body)}
+	if r.URL.Path != telemetry.DefaultPath {
+		http.NotFound(w, r)
+		return
+	}
+	rec.body, err = s.dec.Decompress(body, r.Header.Get("Content-Encoding"))
+	if err == nil {
+		rec.metrics, err = s.dec.Parse(rec.body, time.Now())
+	}
+	if err != nil {
+		s.t.Errorf("server could not decode a batch: %v", err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	level := telemetry.Level(r.Header.Get(telemetry.HeaderLevel))
+	for _, m := range rec.metrics {
+		if err := telemetry.DefaultDictionary().Check(m, level); err != nil {
+			s.t.Errorf("server got a metric not allowed at level %s: %v", level, err)
+		}
+	}
+
+	// Number requests as they arrive: a handler that cuts the connection
+	// records its request only after the client may have retried.
+	s.mu.Lock()
+	n := s.arrived
+	s.arrived++
+	script := s.script
+	s.mu.Unlock()
+	status := 0
+	if script != nil {
+		status = script(n, &rec, w)
+	}
+	if status == 0 {
+		key := r.Header.Get(telemetry.HeaderIdempotencyKey)
+		s.mu.Lock()
+		_, dup := s.stored[key]
+		if !dup {
+			s.stored[key] = rec.metrics
+			s.order = append(s.order, key)
+		}
+		s.mu.Unlock()
+		if dup {
+			w.Header().Set(telemetry.HeaderDuplicate, "true")
+			status = http.StatusOK
+		} else {
+			status = http.StatusCreated
+		}
+		w.WriteHeader(status)
+	}
+	rec.status = status
+	s.mu.Lock()
+	s.requests = append(s.requests, rec)
+	s.mu.Unlock()
+}
+
+func (s *server) setScript(f func(n int, r *received, w http.ResponseWriter) int) {
+	s.mu.Lock()
+	s.script = f
+	s.mu.Unlock()
+}
+
+func (s *server) reqs() []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]received(nil), s.requests...)
+}
+
+func (s *server) connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+// storedMetrics returns every stored metric, in storing order.
+func (s *server) storedMetrics() []telegraf.Metric {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []telegraf.Metric
+	for _, k := range s.order {
+		out = append(out, s.stored[k]...)
+	}
+	return out
+}
+
+func (s *server) endpoint() string { return s.URL + telemetry.DefaultPath }
+
+// newOutput returns the registered plugin with its defaults, pointed at
+// url, keyed from keyFile (created if absent), logging to a CaptureLogger.
+func newOutput(t testing.TB, url, keyFile string, opts ...func(*VMwareTelemetry)) (*VMwareTelemetry, *testutil.CaptureLogger) {
+	creator, ok := outputs.Outputs["vmware_telemetry"]
+	require.True(t, ok, "plugin not registered")
+	o := creator().(*VMwareTelemetry)
+	log := &testutil.CaptureLogger{Name: "outputs.vmware_telemetry"}
+	o.Log = log
+	// Telegraf injects a collector tagged per plugin instance; without the
+	// tag every test instance would share one set of global counters.
+	instances++
+	o.Statistics = selfstat.NewCollector(map[string]string{"test_instance": strconv.Itoa(instances)})
+	o.URL = url
+	if keyFile == "" {
+		keyFile = filepath.Join(t.TempDir(), "key")
+	}
+	o.PseudonymKeyFile = keyFile
+	o.RetryWithinWrite = 0
+	o.UseSystemProxy = false // tests opt in
+	for _, f := range opts {
+		f(o)
+	}
+	return o, log
+}
+
+var instances int
+
+func start(t testing.TB, o *VMwareTelemetry) {
+	require.NoError(t, o.Init())
+	require.NoError(t, o.Connect())
+	t.Cleanup(func() { _ = o.Close() })
+}
+
+func withLevel(l string) func(*VMwareTelemetry) {
+	return func(o *VMwareTelemetry) { o.ParticipationLevel = l }
+}
+
+func withIdentity(o *VMwareTelemetry) {
+	o.CustomerNumber = "C-0042"
+	o.InstallationLabel = "lab-east"
+	o.InstallationType = "production"
+}
+
+// clock is a settable time source for backoff tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func withClock(c *clock) func(*VMwareTelemetry) {
+	return func(o *VMwareTelemetry) { o.now = c.Now }
+}
+
+var gatherTime = time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
+
+// kubeTelemetryMetrics is one gather of kube_telemetry for a cluster of
+// nodes nodes: every measurement of the contract, with the agent's global
+// host tag as Telegraf adds it.
+func kubeTelemetryMetrics(nodes int, ts time.Time) []telegraf.Metric {
+	return kubeTelemetryMetricsNamed(nodes, ts, func(i int) string { return "node-" + strconv.Itoa(i) + ".corp.example.com" })
+}
+
+func kubeTelemetryMetricsNamed(nodes int, ts time.Time, nodeName func(int) string) []telegraf.Metric {
+	common := map[string]string{"cluster_uid": "3f1e2d4c-5b6a-4c8d-9e0f-1a2b3c4d5e6f", "cluster_name": "payments-prod", "host": "telemetry-agent-7f9c6d5b8-x2x9q"}
+	tags := func(extra map[string]string) map[string]string {
+		out := make(map[string]string, len(common)+len(extra))
+		for k, v := range common {
+			out[k] = v
+		}
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	var out []telegraf.Metric
+	add := func(name string, extra map[string]string, fields map[string]any) {
+		out = append(out, metric.New(name, tags(extra), fields, ts))
+	}
+	add("kube_telemetry_cluster", nil, map[string]any{"server_version": "v1.36.3", "platform": "linux/amd64", "cni": "antrea",
+		"collection_seconds": 1.25, "api_requests": int64(48), "pages": int64(40), "errors": int64(0), "resources": int64(17)})
+	for _, r := range []string{"pods", "nodes", "services", "deployments", "persistentvolumes"} {
+		add("kube_telemetry_resource", map[string]string{"resource": r}, map[string]any{"items": int64(nodes * 30), "pages": int64(3),
+			"duration_seconds": 0.125, "errors": int64(0), "restarts": int64(0)})
+	}
+	add("kube_telemetry_nodes", nil, map[string]any{"total": int64(nodes), "ready": int64(nodes - 1), "not_ready": int64(1), "unknown": int64(0),
+		"memory_pressure": int64(0), "disk_pressure": int64(0), "pid_pressure": int64(0), "network_unavailable": int64(0), "unschedulable": int64(1)})
+	add("kube_telemetry_node_role", map[string]string{"role": "control-plane"}, map[string]any{"nodes": int64(3)})
+	add("kube_telemetry_node_role", map[string]string{"role": "worker"}, map[string]any{"nodes": int64(nodes - 3)})
+	for i := range nodes {
+		role := "worker"
+		if i < 3 {
+			role = "control-plane"
+		}
+		add("kube_telemetry_node", map[string]string{"node": nodeName(i), "role": role,
+			"os_image": "Ubuntu 22.04.4 LTS", "kernel_version": "5.15.0-91-generic", "operating_system": "linux", "architecture": "amd64",
+			"kubelet_version": "v1.36.3", "container_runtime_version": "containerd://1.7.2"},
+			map[string]any{"ready": i != 5, "cpu_capacity_millicores": int64(8000), "memory_capacity_bytes": int64(32 << 30), "pods_capacity": int64(110),
+				"cpu_allocatable_millicores": int64(7800), "memory_allocatable_bytes": int64(31 << 30), "pods_allocatable": int64(110),
+				"gpu_capacity": int64(0), "gpu_allocatable": int64(0)})
+	}
+	add("kube_telemetry_pods", nil, map[string]any{"total": int64(nodes * 30), "pending": int64(2), "running": int64(nodes*30 - 4), "succeeded": int64(1),
+		"failed": int64(1), "unknown": int64(0), "qos_guaranteed": int64(10), "qos_burstable": int64(nodes * 20), "qos_best_effort": int64(nodes*10 - 10),
+		"containers": int64(nodes * 45), "init_containers": int64(nodes * 5)})
+	add("kube_telemetry_objects", nil, map[string]any{"namespaces": int64(40), "deployments": int64(120), "replicasets": int64(300), "statefulsets": int64(8),
+		"daemonsets": int64(6), "jobs": int64(20), "cronjobs": int64(4), "services": int64(150), "services_cluster_ip": int64(140), "services_node_port": int64(4),
+		"services_load_balancer": int64(2), "services_external_name": int64(1), "services_headless": int64(3), "ingresses": int64(12), "ingress_classes": int64(1),
+		"storage_classes": int64(2), "csi_drivers": int64(1), "persistent_volumes": int64(30), "persistent_volume_claims": int64(30), "crds": int64(55)})
+	add("kube_telemetry_storage", map[string]string{"storage_class": "gold-vsan", "provisioner": "csi.vsphere.vmware.com"},
+		map[string]any{"persistent_volumes": int64(30), "persistent_volume_claims": int64(30), "pv_capacity_bytes": int64(30 << 30), "pvc_requested_bytes": int64(30 << 30)})
+	add("kube_telemetry_addon", map[string]string{"addon": "antrea", "category": "cni", "kind": "DaemonSet", "version": "v2.1.0"},
+		map[string]any{"desired": int64(nodes), "ready": int64(nodes - 1)})
+	add("kube_telemetry_addon", map[string]string{"addon": "coredns", "category": "dns", "kind": "Deployment", "version": "v1.11.3_vmware.1"},
+		map[string]any{"desired": int64(2), "ready": int64(2)})
+	return out
+}
+
+func secret(s string) config.Secret { return config.NewSecret([]byte(s)) }

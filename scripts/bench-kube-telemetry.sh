@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# One collection of a seeded cluster, side by side in one run on the same
+# real kube-apiserver: inputs.kube_telemetry, stock inputs.kube_inventory
+# (all namespaces, the same object kinds, both compiled into one
+# telegraf-tkgi binary) and a raw paginated protobuf list of the same
+# objects (scripts/bench-kube-telemetry/rawlist, client-go only).
+#
+#   scripts/bench-kube-telemetry.sh [quick|full|both] [rounds]
+#
+#   quick  500 nodes / 15,000 pods, seeded through the API       (~3 min)
+#   full   5,000 nodes / 150,000 pods, pods and nodes written
+#          straight into etcd (the Kubernetes scalability limits) (~15 min)
+#   both   (default) quick then full
+#
+# Each tool runs as its own process under /usr/bin/time -v, the tools
+# interleaved in every round (default 3 rounds); the table gives medians of
+# wall time, client CPU (user+sys), client peak RSS and the API server's CPU
+# for the collection, and ratios; a last row is telegraf-tkgi's own floor
+# (the same --once run with only inputs.mem). Results go to stdout and to
+# $CACHE/bench-kube-telemetry/<size>.md. A fresh apiserver per size is
+# started with scripts/kube-apiserver-up.sh and stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${CACHE:-$ROOT/.cache}
+SIZES=${1:-both}
+ROUNDS=${2:-3}
+case $SIZES in quick | full) ;; both) SIZES="quick full" ;; *)
+  echo "usage: $0 [quick|full|both] [rounds]" >&2
+  exit 2
+  ;;
+esac
+OUT=$CACHE/bench-kube-telemetry
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+STATE=""
+log() { echo "bench-kube-telemetry: $*" >&2; }
+cleanup() {
+  if [ -n "$STATE" ]; then "$ROOT/scripts/kube-apiserver-down.sh" --purge "$STATE" >/dev/null 2>&1 || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+exec 7<> <(:) # never readable: "read -t" on it is a sleep without a fork
+[ -x /usr/bin/time ] || { log "/usr/bin/time is missing (apt-get install time)"; exit 1; }
+
+# Our own build of telegraf-tkgi (kube_telemetry and kube_inventory are both
+# in plugins/all) and of the baseline, so nobody else's build is measured.
+log "building telegraf-tkgi and rawlist"
+BIN=$OUT/telegraf-tkgi
+RAW=$OUT/rawlist
+(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$BIN" ./cmd/telegraf-tkgi &&
+  CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$RAW" ./scripts/bench-kube-telemetry/rawlist)
+
+# measure NAME CMD...: runs CMD under time -v; appends a row
+# "name wall_s cpu_s rss_mb apiserver_cpu_s anon_mb" to $WORK/rows. anon_mb
+# is the peak of the process's anonymous memory (heap, stacks), sampled
+# every 20 ms: peak RSS also counts the pages of the binary it touched.
+ticks() { awk '{ print $14 + $15 }' "/proc/$KUBE_APISERVER_PID/stat"; }
+measure() {
+  local name=$1 tf=$WORK/time.$1
+  shift
+  local before after tpid child="" anon=0 a rc=0
+  before=$(ticks)
+  /usr/bin/time -v -o "$tf" "$@" >"$WORK/$name.stdout" 2>"$WORK/$name.stderr" &
+  tpid=$!
+  # Shell builtins only in the loop: no forks competing for the CPU.
+  while kill -0 "$tpid" 2>/dev/null; do
+    [ -n "$child" ] || child=$(pgrep -P "$tpid" | head -n 1 || true)
+    if [ -n "$child" ] && [ -r "/proc/$child/status" ]; then
+      while read -r k a _; do
+        [ "$k" = RssAnon: ] && [ "$a" -gt "$anon" ] && anon=$a
+      done <"/proc/$child/status" 2>/dev/null || true
+    fi
+    read -r -t 0.02 -u 7 _ || true # a 20 ms sleep without forking
+  done
+  wait "$tpid" || rc=$?
+  if [ "$rc" != 0 ]; then
+    log "$name failed (exit $rc):"
+    tail -n 20 "$WORK/$name.stderr" >&2
+    exit 1
+  fi
+  after=$(ticks)
+  awk -v name="$name" -v server="$((after - before))" -v hz="$(getconf CLK_TCK)" -v anon="$anon" '
+    /Elapsed \(wall clock\)/ { n = split($NF, t, ":"); wall = (n == 3) ? t[1]*3600 + t[2]*60 + t[3] : t[1]*60 + t[2] }
+    /User time/   { cpu += $NF }
+    /System time/ { cpu += $NF }
+    /Maximum resident set size/ { rss = $NF / 1024 }
+    END { printf "%s %.2f %.2f %.1f %.2f %.1f\n", name, wall, cpu, rss, server / hz, anon / 1024 }' "$tf" >>"$WORK/rows"
+}
+
+bench() {
+  local size=$1 nodes pods direct=()
+  case $size in
+    quick) nodes=500 pods=15000 ;;
+    full) nodes=5000 pods=150000 ;;
+  esac
+  STATE=$(mktemp -d "$CACHE/bench-kube-run.XXXXXX")
+  "$ROOT/scripts/kube-apiserver-up.sh" "$STATE"
+  # shellcheck disable=SC1091
+  . "$STATE/env"
+  [ "$size" = full ] && direct=(-direct-etcd "$KUBE_ETCD_ENDPOINT")
+  log "seeding $nodes nodes / $pods pods"
+  "$KUBESEED" -kubeconfig "$KUBECONFIG_ADMIN" -nodes "$nodes" -pods "$pods" -seed 1 \
+    -summary "$WORK/seed.json" "${direct[@]}" -wait 10m
+
+  printf '%s\n' "$KUBE_TOKEN_TELEGRAF" >"$WORK/token"
+  cat >"$WORK/kube_telemetry.conf" <<EOF
+[agent]
+  omit_hostname = true
+[[inputs.kube_telemetry]]
+  kubeconfig = "$KUBECONFIG_TELEGRAF"
+[[outputs.file]]
+  files = ["$WORK/kube_telemetry.out"]
+EOF
+  # Stock kube_inventory: all namespaces, the kinds the role grants that it
+  # knows; response_timeout raised so its unpaginated lists can finish at
+  # all (its 5 s default times out on big clusters).
+  cat >"$WORK/kube_inventory.conf" <<EOF
+[agent]
+  omit_hostname = true
+[[inputs.kube_inventory]]
+  url = "$KUBE_API_URL"
+  bearer_token = "$WORK/token"
+  tls_ca = "$KUBE_CA_FILE"
+  namespace = ""
+  response_timeout = "300s"
+  resource_include = ["daemonsets", "deployments", "ingress", "nodes", "persistentvolumes",
+                      "persistentvolumeclaims", "pods", "services", "statefulsets"]
+[[outputs.discard]]
+EOF
+  # The binary's own floor: the same --once run with a trivial input.
+  cat >"$WORK/idle.conf" <<EOF
+[agent]
+  omit_hostname = true
+[[inputs.mem]]
+[[outputs.discard]]
+EOF
+  # Warm the apiserver's caches once, unmeasured.
+  "$RAW" -kubeconfig "$KUBECONFIG_TELEGRAF" >/dev/null
+  : >"$WORK/rows"
+  for round in $(seq "$ROUNDS"); do
+    log "$size round $round/$ROUNDS"
+    rm -f "$WORK/kube_telemetry.out"
+    measure kube_telemetry "$BIN" --config "$WORK/kube_telemetry.conf" --once
+    grep -q '^kube_telemetry_cluster.*[ ,]errors=0i' "$WORK/kube_telemetry.out" ||
+      { log "kube_telemetry reported errors:"; grep -E '^kube_telemetry_cluster|E!' "$WORK/kube_telemetry.out" "$WORK/kube_telemetry.stderr" >&2; exit 1; }
+    measure kube_inventory "$BIN" --config "$WORK/kube_inventory.conf" --once
+    if grep -q 'E!' "$WORK/kube_inventory.stderr"; then
+      log "kube_inventory logged errors:"
+      grep 'E!' "$WORK/kube_inventory.stderr" | head -5 >&2
+      exit 1
+    fi
+    measure raw_same_requests "$RAW" -kubeconfig "$KUBECONFIG_TELEGRAF" -metadata -concurrency 2
+    measure raw_typed_sequential "$RAW" -kubeconfig "$KUBECONFIG_TELEGRAF"
+    measure telegraf_tkgi_inputs_mem_only "$BIN" --config "$WORK/idle.conf" --once
+  done
+  # The plugin's counts must be the seed's: a fast wrong answer is no answer.
+  local want got
+  want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pods"]["total"])' "$WORK/seed.json")
+  got=$(sed -n 's/^kube_telemetry_pods.*[ ,]total=\([0-9]*\)i.*/\1/p' "$WORK/kube_telemetry.out")
+  [ "$got" = "$want" ] || { log "kube_telemetry counted $got pods, the seed has $want"; exit 1; }
+  local collection
+  collection=$(sed -n 's/^kube_telemetry_cluster.*collection_seconds=\([0-9.]*\).*/\1/p' "$WORK/kube_telemetry.out")
+
+  {
+    echo "#### $nodes nodes / $pods pods ($size, median of $ROUNDS rounds, $(nproc) cores, $(date -u +%Y-%m-%d))"
+    echo
+    echo "| tool | wall s | client CPU s | client peak RSS MB | of which anonymous MB | apiserver CPU s | wall vs raw (same requests) | RSS vs kube_inventory |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    awk '
+      { wall[$1] = wall[$1] " " $2; cpu[$1] = cpu[$1] " " $3; rss[$1] = rss[$1] " " $4; srv[$1] = srv[$1] " " $5
+        anon[$1] = anon[$1] " " $6
+        if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+      function median(s,   a, k, i, j, t) {
+        k = split(s, a, " ")
+        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+      }
+      END {
+        bw = median(wall["raw_same_requests"]); br = median(rss["kube_inventory"])
+        for (i = 1; i <= n; i++) {
+          t = order[i]; w = median(wall[t]); r = median(rss[t])
+          printf "| %s | %.2f | %.2f | %.0f | %.0f | %.2f | %.2fx | %.3fx |\n", t, w, median(cpu[t]), r, median(anon[t]), median(srv[t]), w / bw, r / br
+        }
+      }' "$WORK/rows"
+    echo
+    echo "kube_telemetry's own collection_seconds (last round): $collection; pods counted: $got (seed: $want)."
+  } | tee "$OUT/$size.md"
+  cp "$WORK/rows" "$OUT/$size.rows"
+
+  "$ROOT/scripts/kube-apiserver-down.sh" --purge "$STATE" >/dev/null
+  STATE=""
+}
+
+for size in $SIZES; do
+  bench "$size"
+done
