@@ -96,7 +96,8 @@ func (e *Entry) Constrained() bool {
 }
 
 // allows reports whether a kept string value may be sent as it is;
-// OtherValue always may. A tag value must also be one line protocol can
+// OtherValue always may. A value matching the entry's pattern must not
+// embed an identifier either (see embeddedIdentifier). A tag value must also be one line protocol can
 // carry (printable UTF-8, no trailing backslash), so the encoder need not
 // check views again.
 func (e *Entry) allows(v string) bool {
@@ -113,7 +114,7 @@ func (e *Entry) allows(v string) bool {
 	if ok, hit := e.matched.Load(v); hit {
 		return ok.(bool)
 	}
-	ok := (e.re == nil || e.re.MatchString(v)) && (!e.isTag || validTagValue(v))
+	ok := (e.re == nil || (e.re.MatchString(v) && !embedsIdentifier(v))) && (!e.isTag || validTagValue(v))
 	if e.nMatched.Add(1) <= maxMatchCache {
 		e.matched.Store(v, ok)
 	}

@@ -53,6 +53,20 @@ func (g piiGen) value() (kind, v string) {
 	}
 }
 
+// embeddable returns a PII value of a kind that fits the character set of
+// the version-like keep patterns, so that appended to a legitimate value it
+// still matches the pattern: host names, addresses and UIDs. (Bare words
+// cannot be told from build tags; the README says so.)
+func (g piiGen) embeddable() string {
+	for {
+		kind, v := g.value()
+		switch kind {
+		case "hostname", "ipv4", "ipv6", "email", "uid":
+			return v
+		}
+	}
+}
+
 // randomMetrics builds metrics of every dictionary measurement (and some
 // unknown ones) where each tag and field position holds, at random, a PII
 // value or a legitimate one; it returns the PII values planted.
@@ -62,6 +76,17 @@ func randomMetrics(g piiGen, d *telemetry.Dictionary, legit map[string]telegraf.
 		_, v := g.value()
 		planted = append(planted, v)
 		return v
+	}
+	// A legitimate value as is, or with PII hidden in a suffix that the
+	// value's pattern accepts ("v1.36.3+node-17.corp.example.com").
+	legitOrEmbedded := func(v any) any {
+		s, ok := v.(string)
+		if !ok || g.r.IntN(2) == 0 {
+			return v
+		}
+		p := g.embeddable()
+		planted = append(planted, p)
+		return s + []string{"-", "+", "_", " "}[g.r.IntN(4)] + p
 	}
 	var out []telegraf.Metric
 	names := append([]string{}, d.MeasurementNames()...)
@@ -77,14 +102,14 @@ func randomMetrics(g piiGen, d *telemetry.Dictionary, legit map[string]telegraf.
 		if m := d.Measurements[name]; m != nil {
 			for _, k := range m.TagKeys() {
 				if v, ok := base.GetTag(k); ok && g.r.IntN(3) == 0 {
-					tags[k] = v
+					tags[k] = legitOrEmbedded(v).(string)
 				} else {
 					tags[k] = pii()
 				}
 			}
 			for _, k := range m.FieldKeys() {
 				if v, ok := base.GetField(k); ok && g.r.IntN(3) == 0 {
-					fields[k] = v
+					fields[k] = legitOrEmbedded(v)
 				} else {
 					fields[k] = pii()
 				}

@@ -1,0 +1,23 @@
+package telemetry
+
+import "regexp"
+
+// embeddedIdentifier finds identifying values inside a string that a
+// dictionary pattern lets through. Version-like patterns accept free
+// suffixes ("v1.36.3+build-7", "5.15.0-91-generic"), and a suffix could
+// carry a host name, an address or an id ("5.15.0-10.0.0.7",
+// "v1.2.3+node7.corp.example.com"). A kept value containing one is sent as
+// OtherValue (and refused by the listener). Bare words, such as a user name
+// or a node name without its domain, cannot be told from build tags: that
+// stays the job of tight patterns.
+var embeddedIdentifier = regexp.MustCompile(`` +
+	`(?:(?:^|[^0-9.])\d{1,3}(?:\.\d{1,3}){3}(?:$|[^0-9]))` + // IPv4
+	`|(?:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)` + // IPv6: two colons close together ("containerd://" has none)
+	`|@` + // e-mail, user@host
+	`|(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})` + // UUID: object UIDs
+	`|(?:[0-9A-Fa-f]{16,})` + // other long hex ids, pseudonyms included
+	`|(?:[A-Za-z][0-9A-Za-z-]*\.[A-Za-z][0-9A-Za-z-]*\.[A-Za-z]{2,})`, // host name with a domain
+)
+
+// embedsIdentifier reports whether s contains an identifying value.
+func embedsIdentifier(s string) bool { return embeddedIdentifier.MatchString(s) }
