@@ -457,8 +457,6 @@ func TestShippedConfigsLoad(t *testing.T) {
 	env := map[string]string{
 		"NODE_NAME": "node-1", "NODE_IP": "127.0.0.1", "POD_NAME": "app-0", "POD_NAMESPACE": "default",
 		"APP_METRICS_URL": "http://127.0.0.1:8080/metrics",
-		// Not in a pod: kube_telemetry's in-cluster default needs these.
-		"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "6443",
 		"TELEMETRY_TOKEN": "token", "TELEMETRY_TLS_CERT": cert, "TELEMETRY_TLS_KEY": key,
 		"TELEMETRY_STATE_DIR": state,
 	}
@@ -472,7 +470,6 @@ func TestShippedConfigsLoad(t *testing.T) {
 			text := strings.NewReplacer(
 				"/etc/telegraf-tkgi-key", keyDir,
 				"/var/lib/telegraf-tkgi", state,
-				"/var/run/secrets/kubernetes.io/serviceaccount", state,
 			).Replace(string(data))
 			local := filepath.Join(t.TempDir(), filepath.Base(conf))
 			require.NoError(t, os.WriteFile(local, []byte(text), 0o600))

@@ -7,8 +7,9 @@ import (
 // Deployments and DaemonSets are listed as full objects (not metadata-only)
 // because the ones in addon_namespaces are the cluster's add-ons: their
 // images carry the versions and their status the desired and ready
-// replicas. Everywhere else they are only counted. ReplicaSets, StatefulSets, Jobs and CronJobs are
-// counted from metadata-only lists (see resources).
+// replicas. Everywhere else they are only counted. ReplicaSets,
+// StatefulSets, Jobs and CronJobs are counted from metadata-only lists (see
+// resources).
 
 // addonFold is a fold that also detects add-ons in the addon_namespaces.
 type addonFold interface {
