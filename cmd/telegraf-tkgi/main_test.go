@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
+
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/plugins/parsers/influx"
 )
@@ -445,7 +447,7 @@ func TestShippedConfigsLoad(t *testing.T) {
 	keyDir := filepath.Join(state, "key")
 	require.NoError(t, os.Mkdir(keyDir, 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o600))
-	cert, key := selfSignedCert(t, state)
+	pki := testpki.New(t)
 
 	settings, err := os.ReadFile("../../configs/settings.env")
 	require.NoError(t, err)
@@ -457,7 +459,7 @@ func TestShippedConfigsLoad(t *testing.T) {
 	env := map[string]string{
 		"NODE_NAME": "node-1", "NODE_IP": "127.0.0.1", "POD_NAME": "app-0", "POD_NAMESPACE": "default",
 		"APP_METRICS_URL": "http://127.0.0.1:8080/metrics",
-		"TELEMETRY_TOKEN": "token", "TELEMETRY_TLS_CERT": cert, "TELEMETRY_TLS_KEY": key,
+		"TELEMETRY_TOKEN": "token", "TELEMETRY_TLS_CERT": pki.CertFile, "TELEMETRY_TLS_KEY": pki.KeyFile,
 		"TELEMETRY_STATE_DIR": state,
 	}
 	for k, v := range env {
@@ -495,14 +497,4 @@ func TestConfigCheckRunsInit(t *testing.T) {
 	require.Contains(t, r.stderr, "outputs.vmware_telemetry")
 	require.Contains(t, r.stderr, `participation_level "full" unknown`)
 	require.NotContains(t, r.stdout, "Configuration OK")
-}
-
-// selfSignedCert writes a throwaway certificate and key into dir.
-func selfSignedCert(t *testing.T, dir string) (cert, key string) {
-	t.Helper()
-	cert, key = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-		"-nodes", "-subj", "/CN=localhost", "-days", "1", "-keyout", key, "-out", cert).CombinedOutput()
-	require.NoError(t, err, "openssl (installed by scripts/test-deps.sh): %s", out)
-	return cert, key
 }

@@ -16,11 +16,26 @@ type addonFold interface {
 	lookIn(namespaces map[string]bool)
 }
 
-type deploymentFold struct {
+// addonScan is what the Deployment and DaemonSet folds share: the count,
+// the add-ons found and where to look for them.
+type addonScan struct {
 	n          int64
 	addons     addonSet
 	namespaces map[string]bool
-	obj        appsv1.Deployment // reused for every item
+}
+
+func (s *addonScan) lookIn(ns map[string]bool) { s.namespaces = ns }
+func (s *addonScan) count() int64              { return s.n }
+
+// counted counts an object and says whether it may be an add-on.
+func (s *addonScan) counted(namespace string) bool {
+	s.n++
+	return s.namespaces[namespace]
+}
+
+type deploymentFold struct {
+	addonScan
+	obj appsv1.Deployment // reused for every item
 }
 
 func (f *deploymentFold) item(raw []byte) error {
@@ -28,8 +43,7 @@ func (f *deploymentFold) item(raw []byte) error {
 	if err := decodeInto(d, raw); err != nil {
 		return err
 	}
-	f.n++
-	if !f.namespaces[d.Namespace] {
+	if !f.counted(d.Namespace) {
 		return nil
 	}
 	desired := int64(1) // the API default for an unset spec.replicas
@@ -40,15 +54,13 @@ func (f *deploymentFold) item(raw []byte) error {
 	return nil
 }
 
-func (f *deploymentFold) lookIn(ns map[string]bool) { f.namespaces = ns }
-func (f *deploymentFold) reset()                    { *f = deploymentFold{namespaces: f.namespaces} }
-func (f *deploymentFold) count() int64              { return f.n }
+func (f *deploymentFold) reset() {
+	*f = deploymentFold{addonScan: addonScan{namespaces: f.namespaces}}
+}
 
 type daemonSetFold struct {
-	n          int64
-	addons     addonSet
-	namespaces map[string]bool
-	obj        appsv1.DaemonSet // reused for every item
+	addonScan
+	obj appsv1.DaemonSet // reused for every item
 }
 
 func (f *daemonSetFold) item(raw []byte) error {
@@ -56,8 +68,7 @@ func (f *daemonSetFold) item(raw []byte) error {
 	if err := decodeInto(d, raw); err != nil {
 		return err
 	}
-	f.n++
-	if !f.namespaces[d.Namespace] {
+	if !f.counted(d.Namespace) {
 		return nil
 	}
 	f.addons.detect(kindDaemonSet, d.Name, d.Spec.Template.Spec.Containers,
@@ -65,6 +76,6 @@ func (f *daemonSetFold) item(raw []byte) error {
 	return nil
 }
 
-func (f *daemonSetFold) lookIn(ns map[string]bool) { f.namespaces = ns }
-func (f *daemonSetFold) reset()                    { *f = daemonSetFold{namespaces: f.namespaces} }
-func (f *daemonSetFold) count() int64              { return f.n }
+func (f *daemonSetFold) reset() {
+	*f = daemonSetFold{addonScan: addonScan{namespaces: f.namespaces}}
+}

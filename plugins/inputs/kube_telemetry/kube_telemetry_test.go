@@ -1,14 +1,7 @@
 package kube_telemetry
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,6 +16,8 @@ import (
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	ktesting "k8s.io/client-go/testing"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
@@ -139,9 +134,9 @@ func TestSampleConfig(t *testing.T) {
 
 	uncommented := regexp.MustCompile(`(?m)^  # ([a-z_]+ = )`).ReplaceAllString(sampleConfig, "  $1")
 	// Telegraf reads the TLS files while loading: point them at real ones.
-	ca, cert, key := writeTestPKI(t)
-	uncommented = strings.NewReplacer("/etc/telegraf/ca.pem", ca, "/etc/telegraf/cert.pem", cert,
-		"/etc/telegraf/key.pem", key).Replace(uncommented)
+	pki := testpki.New(t)
+	uncommented = strings.NewReplacer("/etc/telegraf/ca.pem", pki.CertFile, "/etc/telegraf/cert.pem", pki.CertFile,
+		"/etc/telegraf/key.pem", pki.KeyFile).Replace(uncommented)
 	c = config.NewConfig()
 	require.NoError(t, c.LoadConfigData([]byte(uncommented), config.EmptySourcePath))
 	k = c.Inputs[0].Input.(*KubeTelemetry)
@@ -553,32 +548,4 @@ func parseClusterRole(t *testing.T, yaml string) map[string][]string {
 	}
 	require.NotEmpty(t, out)
 	return out
-}
-
-// writeTestPKI writes a self-signed certificate and its key (the
-// certificate doubles as the CA) and returns the three paths.
-func writeTestPKI(t *testing.T) (ca, cert, key string) {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "kube-telemetry-test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(priv)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	cert = filepath.Join(dir, "cert.pem")
-	key = filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
-	return cert, cert, key
 }
