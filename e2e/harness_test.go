@@ -432,7 +432,7 @@ func lakeCanonical(t *testing.T, lake []lakeMetric, level string) []string {
 	for _, m := range lake {
 		require.Equal(t, collectorID, m.Tags["collector"], "collector tag")
 		require.Equal(t, level, m.Tags["level"], "level tag")
-		require.True(t, telemetry.IsPseudonym(m.Tags["instance"]), "instance tag %q is a pseudonym", m.Tags["instance"])
+		require.True(t, telemetry.IsInstanceID(m.Tags["instance"]), "instance tag %q is an instance id", m.Tags["instance"])
 		if instance == "" {
 			instance = m.Tags["instance"]
 		}

@@ -326,6 +326,12 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
 }
 
+// scramble spreads i over the bits of a pseudonym, so the payload
+// compresses like real ones.
+func scramble(i uint64) uint64 {
+	return (i * 0x9e3779b97f4a7c15) >> (64 - 8*telemetry.PseudonymBytes)
+}
+
 // payload is one agent batch of kube_telemetry-shaped metrics the data
 // dictionary allows at standard: mostly per-node series, as a large cluster
 // sends.
@@ -337,8 +343,8 @@ func payload(seed, n int) []byte {
 			"kernel_version=5.15.0-105-generic,operating_system=linux,architecture=amd64,kubelet_version=v1.36.3,"+
 			"container_runtime_version=containerd://1.7.27 ready=true,cpu_capacity_millicores=16000i,memory_capacity_bytes=67430776832i,"+
 			"pods_capacity=110i,cpu_allocatable_millicores=15800i,memory_allocatable_bytes=66893905920i,pods_allocatable=110i,"+
-			"gpu_capacity=0i,gpu_allocatable=0i %d\n", telemetry.PseudonymLength, uint64(seed)*0x9e3779b97f4a7c15>>8,
-			telemetry.PseudonymLength, uint64(seed*n+i)*0x9e3779b97f4a7c15>>8, ts+int64(i))
+			"gpu_capacity=0i,gpu_allocatable=0i %d\n", telemetry.PseudonymLength, scramble(uint64(seed)),
+			telemetry.PseudonymLength, scramble(uint64(seed*n+i)), ts+int64(i))
 	}
 	return []byte(b.String())
 }

@@ -20,7 +20,7 @@ func (d *Dictionary) Markdown() []byte {
 	b.WriteString("| class | at none | at standard | at enhanced |\n")
 	b.WriteString("| --- | --- | --- | --- |\n")
 	b.WriteString("| keep | - | sent; a string outside its allowed values, or embedding a host name, IP address, e-mail address or UID, is sent as `other` | sent |\n")
-	b.WriteString("| pseudonymize | - | HMAC-SHA256 under the installation's key, 16 hex characters | same |\n")
+	b.WriteString("| pseudonymize | - | HMAC-SHA256 under the installation's key, 12 hex characters (48 bits) | same |\n")
 	b.WriteString("| identity | - | - | sent, from the output's configuration |\n")
 	b.WriteString("| drop | - | - | - |\n\n")
 

@@ -42,6 +42,13 @@ func TestPseudonym(t *testing.T) {
 	require.NotEqual(t, a.Pseudonym("ab", "c"), a.Pseudonym("a", "bc"))
 	require.Len(t, a.KeyID(), 8)
 	require.NotEqual(t, a.KeyID(), other.KeyID())
+
+	// The instance id is longer, stable and keyed like the rest.
+	id := a.InstanceID("_i", "default")
+	require.Len(t, id, InstanceIDLength)
+	require.Equal(t, id, a.InstanceID("_i", "default"))
+	require.NotEqual(t, id, other.InstanceID("_i", "default"))
+	require.NotEqual(t, id, a.InstanceID("_i", "other"))
 }
 
 func TestPseudonymCacheBounded(t *testing.T) {
@@ -80,11 +87,12 @@ func TestIsPseudonym(t *testing.T) {
 		s    string
 		want bool
 	}{
-		{"0123456789abcdef", true},
-		{"0123456789ABCDEF", false},
-		{"0123456789abcde", false},
-		{"0123456789abcdef0", false},
-		{"worker-01.corp.e", false},
+		{"0123456789ab", true},
+		{"0123456789AB", false},
+		{"0123456789a", false},
+		{"0123456789abc", false},
+		{"0123456789abcdef", false}, // the 64-bit form of earlier builds
+		{"worker-01.co", false},
 		{"", false},
 	} {
 		require.Equal(t, tt.want, IsPseudonym(tt.s), tt.s)

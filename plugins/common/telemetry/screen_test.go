@@ -36,6 +36,12 @@ func TestEmbedsIdentifier(t *testing.T) {
 		{"v1.2.3-jane.doe@example.com", true},
 		{"v1.2.3-3f1e2d4c-5b6a-4c8d-9e0f-1a2b3c4d5e6f", true},
 		{"v1.2.3-9f2b6c0d4e1a7b35", true},
+		{"v1.2.3-9f2b6c0d4e1a", true},     // pseudonym-long, also a short container id
+		{"v1.2.3+sha.1f2e3d4c5b6a", true}, // same, after a dot
+		// Hex runs that are not ids.
+		{"v0.0.0-20240101120000-abc", false}, // pseudo-version timestamp: all digits
+		{"v1.2.3-9f2b6c0d4e1", false},        // 11: a git short hash
+		{"deadbeefcafe", false},              // letters only
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {

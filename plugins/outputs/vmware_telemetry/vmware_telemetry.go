@@ -170,7 +170,7 @@ func (t *VMwareTelemetry) Init() error {
 		return err
 	}
 	t.keyID = ps.KeyID()
-	t.instance = ps.Pseudonym(instanceDomain, t.InstanceID)
+	t.instance = ps.InstanceID(instanceDomain, t.InstanceID)
 
 	t.policy, err = telemetry.NewPolicy(dict, level, ps, telemetry.Identity{
 		CustomerNumber:    t.CustomerNumber,

@@ -29,13 +29,22 @@ func writeKey(t testing.TB, hexKey string) string {
 }
 
 // hmacPseudonym recomputes a pseudonym from the definition, independently
-// of the package under test.
+// of the package under test: 48 bits, 12 hex characters.
 func hmacPseudonym(t testing.TB, hexKey, domain, value string) string {
+	return hmacHex(t, hexKey, domain, value)[:12]
+}
+
+// hmacInstanceID recomputes the instance id: 128 bits, 32 hex characters.
+func hmacInstanceID(t testing.TB, hexKey, value string) string {
+	return hmacHex(t, hexKey, "_i", value)[:32]
+}
+
+func hmacHex(t testing.TB, hexKey, domain, value string) string {
 	key, err := hex.DecodeString(hexKey)
 	require.NoError(t, err)
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(domain + "\x00" + value))
-	return hex.EncodeToString(m.Sum(nil))[:16]
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 func TestSampleConfigLoads(t *testing.T) {
@@ -89,7 +98,7 @@ func TestInitErrors(t *testing.T) {
 	o, _ = newOutput(t, "https://telemetry.example.com", path, func(o *VMwareTelemetry) { o.PseudonymKey = secret(testKeyHex) })
 	require.NoError(t, o.Init())
 	require.NoFileExists(t, path)
-	require.Equal(t, hmacPseudonym(t, testKeyHex, "_i", "default"), o.instance)
+	require.Equal(t, hmacInstanceID(t, testKeyHex, "default"), o.instance)
 
 	// The url path defaults to the phone-home path.
 	o, _ = newOutput(t, "https://telemetry.example.com", "")
@@ -191,7 +200,7 @@ func TestPayloadMatchesDictionaryAtEachLevel(t *testing.T) {
 				require.Equal(t, string(level), r.header.Get(telemetry.HeaderLevel))
 				require.Equal(t, telemetry.DefaultDictionary().Version, r.header.Get(telemetry.HeaderDictionaryVersion))
 				require.Equal(t, "telegraf-tkgi.v1", r.query.Get("_c"))
-				require.Equal(t, hmacPseudonym(t, testKeyHex, "_i", "default"), r.query.Get("_i"))
+				require.Equal(t, hmacInstanceID(t, testKeyHex, "default"), r.query.Get("_i"))
 				require.Equal(t, telemetry.ContentType, r.header.Get("Content-Type"))
 
 				want := expected(t, level, testKeyHex, identity, in)
