@@ -2,20 +2,29 @@
 # Prints the path of upstream telegraf at the version go.mod pins, building it
 # once with `go install` into the git-ignored cache. Used by the drop-in
 # comparison and the binary benchmark.
+#
+# UPSTREAM_TAGS="custom,inputs.cpu,..." builds upstream's custom flavour with
+# only those plugins (upstream's build tags): about 1.5 min cold on 2 cores
+# instead of the quarter of an hour all of upstream takes. Each tag set gets
+# its own cached binary; without UPSTREAM_TAGS it is the full build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${CACHE:-$root/.cache}
 version=$(cd "$root" && go list -m -f '{{.Version}}' github.com/influxdata/telegraf)
+tags=${UPSTREAM_TAGS:-}
 dir="$cache/upstream/telegraf-$version"
+if [ -n "$tags" ]; then
+  dir="$dir-custom-$(printf '%s' "$tags" | sha256sum | cut -c1-12)"
+fi
 bin="$dir/telegraf"
 if [ ! -x "$bin" ]; then
   mkdir -p "$dir"
   exec 9>"$dir.lock"
   flock 9
   if [ ! -x "$bin" ]; then
-    echo "upstream-telegraf: building telegraf $version (several minutes cold)" >&2
+    echo "upstream-telegraf: building telegraf $version${tags:+ with -tags $tags} (minutes cold)" >&2
     (cd "$dir" && GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOBIN="$dir" \
-      go install -trimpath -ldflags "-s -w -X github.com/influxdata/telegraf/internal.Version=${version#v}" \
+      go install ${tags:+-tags "$tags"} -trimpath -ldflags "-s -w -X github.com/influxdata/telegraf/internal.Version=${version#v}" \
       "github.com/influxdata/telegraf/cmd/telegraf@$version") >&2
   fi
 fi
