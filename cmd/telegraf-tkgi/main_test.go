@@ -13,12 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/plugins/parsers/influx"
 	"github.com/stretchr/testify/require"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
-
-	"github.com/influxdata/telegraf"
-	"github.com/influxdata/telegraf/plugins/parsers/influx"
 )
 
 // binary is the telegraf-tkgi executable under test: $TELEGRAF_TKGI_BIN
