@@ -86,16 +86,7 @@ type Policy struct {
 	level    Level
 	ps       *Pseudonymizer
 	identity []telegraf.Tag // sorted by key; empty below enhanced
-	recent   []recentPseudonym
 }
-
-// recentPseudonym is the last value pseudonymized under one key. Cluster
-// tags repeat on every line of a batch; remembering the last one per key
-// spares the pseudonymizer's lock and cache lookup for them.
-type recentPseudonym struct{ key, value, pseudonym string }
-
-// maxRecent bounds the keys remembered; the dictionary pseudonymizes few.
-const maxRecent = 8
 
 // NewPolicy checks the level's requirements: a pseudonymizer for standard
 // and enhanced, a customer number for enhanced (and identity values only at
@@ -186,7 +177,7 @@ func (p *Policy) View(m telegraf.Metric, v *View) Verdict {
 			}
 			v.Tags = append(v.Tags, telegraf.Tag{Key: t.Key, Value: val})
 		case ClassPseudonymize:
-			v.Tags = append(v.Tags, telegraf.Tag{Key: t.Key, Value: p.pseudonym(t.Key, t.Value)})
+			v.Tags = append(v.Tags, telegraf.Tag{Key: t.Key, Value: p.ps.Pseudonym(t.Key, t.Value)})
 		}
 	}
 	v.Tags = append(v.Tags, id...)
@@ -204,7 +195,7 @@ func (p *Policy) View(m telegraf.Metric, v *View) Verdict {
 			}
 			v.Fields = append(v.Fields, telegraf.Field{Key: f.Key, Value: val})
 		case ClassPseudonymize:
-			v.Fields = append(v.Fields, telegraf.Field{Key: f.Key, Value: p.pseudonym(f.Key, f.Value.(string))})
+			v.Fields = append(v.Fields, telegraf.Field{Key: f.Key, Value: p.ps.Pseudonym(f.Key, f.Value.(string))})
 		}
 	}
 	if len(v.Fields) == 0 {
@@ -214,24 +205,6 @@ func (p *Policy) View(m telegraf.Metric, v *View) Verdict {
 	v.Name = m.Name()
 	v.Time = m.Time()
 	return Sent
-}
-
-func (p *Policy) pseudonym(key, value string) string {
-	for i := range p.recent {
-		r := &p.recent[i]
-		if r.key != key {
-			continue
-		}
-		if r.value != value {
-			r.value, r.pseudonym = value, p.ps.Pseudonym(key, value)
-		}
-		return r.pseudonym
-	}
-	s := p.ps.Pseudonym(key, value)
-	if len(p.recent) < maxRecent {
-		p.recent = append(p.recent, recentPseudonym{key: key, value: value, pseudonym: s})
-	}
-	return s
 }
 
 // sortFields sorts by key: an insertion sort, as a metric has a dozen
