@@ -8,12 +8,11 @@
 GO       ?= go
 BIN      := bin/telegraf-tkgi
 PKG      := github.com/telegraf-tkgi/telegraf-tkgi
-# Tool binaries (kube-apiserver, etcd, upstream telegraf) and Go's build
-# cache live here; git ignores it, so a CI workspace that keeps ignored files
-# rebuilds nothing that did not change. Set GOCACHE to share another cache.
-# Modules still come from GOMODCACHE (the Go module proxy when empty).
-CACHE    ?= $(CURDIR)/.cache
-export GOCACHE ?= $(CACHE)/go-build
+# Tool binaries (kube-apiserver, etcd, upstream telegraf) live in the user's
+# cache directory, beside Go's own build cache, so every checkout of the
+# project (and CI's fresh clone in another folder) reuses them. Modules come
+# from GOMODCACHE (the Go module proxy when empty).
+CACHE    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/telegraf-tkgi
 
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -73,7 +72,7 @@ fuzz:
 
 # A local kube-apiserver + etcd for manual work: `make kube-up`, then
 # `source .cache/kube-run/env` (KUBECONFIG_ADMIN, KUBE_API_URL ...).
-KUBE_STATE ?= $(CACHE)/kube-run
+KUBE_STATE ?= $(CURDIR)/.cache/kube-run
 kube-up:
 	scripts/kube-apiserver-up.sh $(KUBE_STATE)
 kube-down:
@@ -107,6 +106,6 @@ IMAGE     ?= telegraf-tkgi:$(VERSION)
 image:
 	$(CONTAINER) build -f Containerfile --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
 
-# Keeps .cache (tool binaries, Go build cache): `rm -rf .cache` for a cold start.
+# Keeps $(CACHE) (tool binaries) and Go's build cache: remove both for a cold start.
 clean:
 	rm -rf bin/

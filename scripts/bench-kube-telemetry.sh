@@ -22,7 +22,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${CACHE:-$ROOT/.cache}
+CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/telegraf-tkgi}
 SIZES=${1:-both}
 ROUNDS=${2:-3}
 case $SIZES in quick | full) ;; both) SIZES="quick full" ;; *)
@@ -30,7 +30,7 @@ case $SIZES in quick | full) ;; both) SIZES="quick full" ;; *)
   exit 2
   ;;
 esac
-OUT=$CACHE/bench-kube-telemetry
+OUT=$ROOT/.cache/bench-kube-telemetry
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
 STATE=""

@@ -19,8 +19,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$(realpath "${1:-$ROOT/bin/telegraf-tkgi}")
-CACHE=${CACHE:-$ROOT/.cache}
-WORK=${DEMO_DIR:-$CACHE/demo}
+CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/telegraf-tkgi}
+WORK=${DEMO_DIR:-$ROOT/.cache/demo}
 LEVELS=(none standard enhanced)
 CUSTOMER_NUMBER=CN-DEMO-0042
 

@@ -10,8 +10,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${CACHE:-$ROOT/.cache}
-STATE=${KUBE_STATE_DIR:-$CACHE/kube-run}
+CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/telegraf-tkgi}
+STATE=${KUBE_STATE_DIR:-$ROOT/.cache/kube-run}
 PURGE=0
 LOCKED=0
 for arg in "$@"; do

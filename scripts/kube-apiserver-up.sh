@@ -23,10 +23,10 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${CACHE:-$ROOT/.cache}
+CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/telegraf-tkgi}
 MOD=$ROOT/scripts/kube-apiserver
 FOREGROUND=0
-STATE=${KUBE_STATE_DIR:-$CACHE/kube-run}
+STATE=${KUBE_STATE_DIR:-$ROOT/.cache/kube-run}
 for arg in "$@"; do
   case $arg in
     --foreground) FOREGROUND=1 ;;

@@ -9,7 +9,7 @@
 # its own cached binary; without UPSTREAM_TAGS it is the full build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cache=${CACHE:-$root/.cache}
+cache=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/telegraf-tkgi}
 version=$(cd "$root" && go list -m -f '{{.Version}}' github.com/influxdata/telegraf)
 tags=${UPSTREAM_TAGS:-}
 dir="$cache/upstream/telegraf-$version"
