@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -158,7 +159,7 @@ func TestAgentRetryDisciplineAndStop(t *testing.T) {
 	}
 	const (
 		retryInitial = 400 * time.Millisecond
-		retryMax     = 2 * time.Second
+		retryMax     = 8 * time.Second
 	)
 	srv := newTelemetryServer(t)
 	dir := t.TempDir()
@@ -201,7 +202,9 @@ func TestAgentRetryDisciplineAndStop(t *testing.T) {
 	require.Eventually(t, func() bool { return len(srv.reqs()) > 0 }, 30*time.Second, 10*time.Millisecond, "no request")
 	observeFrom := srv.reqs()[0].at
 	require.Eventually(t, func() bool { return time.Since(observeFrom) >= observe }, 10*time.Second, 50*time.Millisecond)
-	// SIGTERM in the middle of a wait: just after a request.
+	// SIGTERM in the middle of a wait: just after a request. The wait is
+	// then 6.4 s or more (3.2 s in the -short loop): only an interrupted
+	// wait lets the agent exit within 5 s.
 	n := len(srv.reqs())
 	require.Eventually(t, func() bool { return len(srv.reqs()) > n }, 10*time.Second, time.Millisecond)
 	took := agent.stop(t)
@@ -238,6 +241,17 @@ func TestAgentRetryDisciplineAndStop(t *testing.T) {
 	}
 	require.LessOrEqual(t, len(failing), maxRequests)
 	requireNoLeftover(t, logPath)
+	// The statefile remembers the pending batch by its key (Telegraf keeps
+	// each plugin's state as base64 of its JSON).
+	saved, err := os.ReadFile(filepath.Join(dir, "statefile.json"))
+	require.NoError(t, err)
+	var states map[string][]byte
+	require.NoError(t, json.Unmarshal(saved, &states))
+	var pending bool
+	for _, st := range states {
+		pending = pending || strings.Contains(string(st), `"pending":[{"key":"`+key+`"`)
+	}
+	require.True(t, pending, "statefile %s lacks pending batch %s", saved, key)
 
 	// The batch is in the disk buffer: started again against the healthy
 	// server, with other data to read now, it arrives once, same key.
