@@ -30,6 +30,7 @@ type telemetryServer struct {
 
 	mu       sync.Mutex
 	failing  bool
+	token    string // when set, other bearer tokens get 401
 	requests []telemetryRequest
 	stored   map[string][]string // idempotency key -> lines
 	stores   map[string]int      // idempotency key -> times stored
@@ -60,6 +61,8 @@ func (s *telemetryServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	req := telemetryRequest{at: time.Now(), key: key}
 	switch {
+	case s.token != "" && r.Header.Get("Authorization") != "Bearer "+s.token:
+		req.status = http.StatusUnauthorized
 	case s.failing:
 		req.status = http.StatusServiceUnavailable
 		if len(s.requests)%2 == 1 {
@@ -90,6 +93,12 @@ func (s *telemetryServer) setFailing(f bool) {
 	s.mu.Unlock()
 }
 
+func (s *telemetryServer) setToken(token string) {
+	s.mu.Lock()
+	s.token = token
+	s.mu.Unlock()
+}
+
 func (s *telemetryServer) reqs() []telemetryRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -103,12 +112,13 @@ type agentProcess struct {
 	done chan struct{}
 }
 
-func startAgent(t *testing.T, conf, logPath string) *agentProcess {
+func startAgent(t *testing.T, conf, logPath string, env ...string) *agentProcess {
 	t.Helper()
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	require.NoError(t, err)
 	cmd := exec.Command(binary, "--config", conf)
 	cmd.Env = append(os.Environ(), "TELEGRAF_CONFIG_PATH=/nonexistent", "HOME="+t.TempDir(), "HTTP_PROXY=", "HTTPS_PROXY=")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(t, cmd.Start())
 	p := &agentProcess{cmd: cmd, log: logPath, done: make(chan struct{})}
@@ -293,4 +303,81 @@ func requireNoLeftover(t *testing.T, logPath string) {
 	require.NoError(t, err)
 	require.Contains(t, string(data), "Received terminated, flushing and stopping")
 	require.NotContains(t, string(data), "panic")
+}
+
+// A server refusing the agent's token (401): the agent keeps the batch,
+// logs what to set, counts the refusal in its internal metrics and tries
+// again no faster than its backoff; once the server takes the token, the
+// same batch arrives once, without restarting the agent.
+func TestAgentKeepsBatchOnRefusedToken(t *testing.T) {
+	srv := newTelemetryServer(t)
+	srv.setFailing(false)
+	srv.setToken("the-servers-token")
+	dir := t.TempDir()
+	data := filepath.Join(dir, "telemetry.lp")
+	line := "kube_telemetry_nodes,cluster_uid=3f1e2d4c,cluster_name=payments-prod total=5i,ready=4i 1777863721000000000"
+	require.NoError(t, os.WriteFile(data, []byte(line+"\n"), 0o600))
+	internal := filepath.Join(dir, "internal.out")
+	conf := filepath.Join(dir, "agent.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`
+[agent]
+  interval = "1h"
+  round_interval = false
+  flush_interval = "100ms"
+  flush_jitter = "0s"
+  omit_hostname = true
+
+[[inputs.file]]
+  files = [%q]
+  data_format = "influx"
+
+[[inputs.internal]]
+  interval = "500ms"
+
+[[outputs.vmware_telemetry]]
+  namepass = ["kube_telemetry_*"]
+  url = "%s/ph/api/hyper/send"
+  token = "${TELEMETRY_TOKEN}"
+  pseudonym_key_file = %q
+  use_system_proxy = false
+  retry_initial = "300ms"
+  retry_max = "1s"
+
+[[outputs.file]]
+  namepass = ["internal_vmware_telemetry"]
+  files = [%q]
+  data_format = "influx"
+`, data, srv.URL, filepath.Join(dir, "key"), internal)), 0o600))
+	logPath := filepath.Join(dir, "agent.log")
+	agent := startAgent(t, conf, logPath, "TELEMETRY_TOKEN=an-old-token")
+
+	// Refused three times: logged, counted, nothing dropped.
+	require.Eventually(t, func() bool { return len(srv.reqs()) >= 3 }, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		out, _ := os.ReadFile(internal)
+		return strings.Contains(string(out), "refused_auth=3i") || strings.Contains(string(out), "refused_auth=4i")
+	}, 30*time.Second, 50*time.Millisecond, "internal_vmware_telemetry does not count the refusals")
+	logText, err := os.ReadFile(logPath)
+	require.NoError(t, err)
+	require.Contains(t, string(logText), "the telemetry server refused the token (401): set TELEMETRY_TOKEN / token to the server's token")
+	require.Contains(t, string(logText), "E! [outputs.vmware_telemetry] Keeping batch")
+	require.NotContains(t, string(logText), "Dropping batch")
+	refused := srv.reqs()
+	for i := 1; i < len(refused); i++ {
+		require.GreaterOrEqual(t, refused[i].at.Sub(refused[i-1].at), 295*time.Millisecond, "refusals retried faster than retry_initial")
+		require.Equal(t, refused[0].key, refused[i].key)
+	}
+
+	// The server now takes the agent's token: the kept batch arrives once.
+	srv.setToken("an-old-token")
+	require.Eventually(t, func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return srv.stores[refused[0].key] == 1
+	}, 30*time.Second, 10*time.Millisecond, "the kept batch was not delivered")
+	require.Less(t, agent.stop(t), 5*time.Second)
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	require.Len(t, srv.stored, 1)
+	require.Len(t, srv.stored[refused[0].key], 1)
 }
