@@ -34,7 +34,7 @@ func (t *VMwareTelemetry) newClient() (*http.Client, error) {
 	if t.HTTPProxyURL != "" {
 		t.UseSystemProxy = false
 	}
-	client, err := t.HTTPClientConfig.CreateClient(t.ctx, t.Log)
+	client, err := t.HTTPClientConfig.CreateClient(t.reqCtx, t.Log)
 	if err != nil {
 		return nil, fmt.Errorf("creating HTTP client failed: %w", err)
 	}
