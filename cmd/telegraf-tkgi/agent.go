@@ -41,6 +41,8 @@ type agentOptions struct {
 	pprofAddr     string
 	unprotected   bool
 	nonStrictEnv  bool
+	// check: `config check`, which must write nothing (see checkConfig).
+	check bool
 }
 
 // agentOptionsFrom reads the options; run flags exist only on the top-level
@@ -123,7 +125,9 @@ func (o *agentOptions) loadConfig() (*config.Config, []string, error) {
 	c.Agent.Quiet = o.quiet
 	c.InputFilters = o.inputFilters
 	c.OutputFilters = o.outputFilters
-	c.TestMode = o.testMode()
+	// Test mode also keeps outputs' buffers in memory: `config check` must
+	// not open (create, or race the running agent for) a disk buffer.
+	c.TestMode = o.testMode() || o.check
 	if err := c.LoadAll(files...); err != nil {
 		return nil, files, err
 	}
@@ -147,6 +151,7 @@ func checkConfig(w io.Writer, o agentOptions) error {
 		return err
 	}
 	o.quiet = true
+	o.check = true
 	c, files, err := o.loadConfig()
 	if err != nil {
 		return err
@@ -249,6 +254,7 @@ func runOnce(parent context.Context, c *config.Config, files []string, o *agentO
 			} else {
 				log.Printf("I! Received %s, flushing and stopping", sig)
 			}
+			interruptOutputs(c)
 			cancel()
 		case <-ctx.Done():
 		}
@@ -259,6 +265,7 @@ func runOnce(parent context.Context, c *config.Config, files []string, o *agentO
 			case reload <- struct{}{}:
 			default:
 			}
+			interruptOutputs(c)
 			cancel()
 		})
 	}

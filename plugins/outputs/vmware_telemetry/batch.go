@@ -80,17 +80,26 @@ func (t *VMwareTelemetry) SetState(state interface{}) error {
 	if !ok {
 		return fmt.Errorf("state of type %T unknown", state)
 	}
-	if s.Instance != t.instance {
-		t.Log.Debug("Ignoring saved pending batches of another key or instance")
-		return nil
-	}
 	for _, p := range s.Pending {
 		if p.Lines <= 0 || !telemetry.ValidID(p.Key) {
 			return fmt.Errorf("pending batch %q with %d lines is invalid", p.Key, p.Lines)
 		}
 	}
-	t.pending = s.Pending
+	if t.instance == "" {
+		// The key file is created by Connect: check the state then.
+		t.restored = &s
+		return nil
+	}
+	t.applyState(s)
 	return nil
+}
+
+func (t *VMwareTelemetry) applyState(s State) {
+	if s.Instance != t.instance {
+		t.Log.Debug("Ignoring saved pending batches of another key or instance")
+		return
+	}
+	t.pending = s.Pending
 }
 
 // prepare applies the policy to every metric and encodes what leaves.

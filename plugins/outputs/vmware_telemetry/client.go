@@ -20,6 +20,9 @@ const (
 	userAgent = "telegraf-tkgi-vmware-telemetry"
 	// maxMessage is how much of a refusal's body goes into the log.
 	maxMessage = 512
+	// jitterFraction: a wait is lengthened by up to this part of itself,
+	// so that agents refused together do not come back together.
+	jitterFraction = 0.5
 )
 
 // newClient builds the client from upstream's HTTP options. The system
@@ -31,7 +34,7 @@ func (t *VMwareTelemetry) newClient() (*http.Client, error) {
 	if t.HTTPProxyURL != "" {
 		t.UseSystemProxy = false
 	}
-	client, err := t.HTTPClientConfig.CreateClient(t.ctx, t.Log)
+	client, err := t.HTTPClientConfig.CreateClient(t.reqCtx, t.Log)
 	if err != nil {
 		return nil, fmt.Errorf("creating HTTP client failed: %w", err)
 	}
@@ -45,7 +48,7 @@ func (t *VMwareTelemetry) newClient() (*http.Client, error) {
 
 // response is what one POST came to.
 type response struct {
-	outcome    telemetry.Outcome
+	action     action
 	status     int
 	retryAfter time.Duration
 	hasRetry   bool
@@ -55,9 +58,9 @@ type response struct {
 }
 
 func (t *VMwareTelemetry) post(c chunk, body []byte) response {
-	req, err := http.NewRequestWithContext(t.ctx, http.MethodPost, t.endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(t.reqCtx, http.MethodPost, t.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return response{outcome: telemetry.OutcomeReject, err: fmt.Errorf("creating request failed: %w", err)}
+		return response{action: actMisconfigured, err: t.redactError(fmt.Errorf("creating request failed: %w", err))}
 	}
 	q := req.URL.Query()
 	q.Set(telemetry.QueryCollector, t.CollectorID)
@@ -73,7 +76,7 @@ func (t *VMwareTelemetry) post(c chunk, body []byte) response {
 	if !t.Token.Empty() {
 		tok, err := t.Token.Get()
 		if err != nil {
-			return response{outcome: telemetry.OutcomeReject, err: fmt.Errorf("getting token failed: %w", err)}
+			return response{action: actMisconfigured, err: fmt.Errorf("getting token failed: %w", err)}
 		}
 		req.Header.Set("Authorization", "Bearer "+tok.String())
 		tok.Destroy()
@@ -81,7 +84,7 @@ func (t *VMwareTelemetry) post(c chunk, body []byte) response {
 
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return response{outcome: telemetry.OutcomeRetry, err: fmt.Errorf("posting batch %s failed: %w", c.key, err)}
+		return response{action: actRetry, err: t.redactError(fmt.Errorf("posting batch %s failed: %w", c.key, err))}
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxMessage))
@@ -89,14 +92,14 @@ func (t *VMwareTelemetry) post(c chunk, body []byte) response {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 
 	r := response{
-		outcome:   telemetry.Classify(resp.StatusCode),
+		action:    actionOf(resp.StatusCode),
 		status:    resp.StatusCode,
 		duplicate: resp.Header.Get(telemetry.HeaderDuplicate) == "true",
 		message:   printable(msg),
 	}
 	r.retryAfter, r.hasRetry = telemetry.ParseRetryAfter(resp.Header.Get("Retry-After"), t.now())
-	if r.outcome != telemetry.OutcomeAccepted {
-		r.err = fmt.Errorf("telemetry server answered %s: %s", resp.Status, r.message)
+	if r.action != actDone {
+		r.err = t.redactError(fmt.Errorf("telemetry server answered %s: %s", resp.Status, r.message))
 	}
 	return r
 }
@@ -114,10 +117,13 @@ func printable(b []byte) string {
 
 // send posts the chunks in order. A chunk whose body is over
 // max_payload_bytes, or that the server answers 413, is split in halves; a
-// refused chunk is dropped and logged; a failed one is retried in this write
-// as long as the waits fit in retry_within_write, else the write returns
-// the error and the batch stays in Telegraf's buffer, with the chunks got
-// to so far remembered as pending (see batch.go).
+// chunk whose payload the server calls invalid is dropped and logged; any
+// other failure keeps it. A failed chunk is retried in this write while
+// the attempts stay within max_attempts_per_write and the waits within
+// retry_within_write (a refused token is not retried in the write at all);
+// else the write returns the error and the batch stays in Telegraf's
+// buffer, with the chunks got to so far remembered as pending (see
+// batch.go). Retries wait the backoff, or Retry-After if longer.
 func (t *VMwareTelemetry) send(b *batch, chunks []chunk) error {
 	queue := chunks
 	processed := make([]pendingChunk, 0, len(chunks))
@@ -126,6 +132,7 @@ func (t *VMwareTelemetry) send(b *batch, chunks []chunk) error {
 		queue = queue[1:]
 	}
 	var waited time.Duration
+	attempts := 0
 	for len(queue) > 0 {
 		c := queue[0]
 		if c.done {
@@ -166,8 +173,8 @@ func (t *VMwareTelemetry) send(b *batch, chunks []chunk) error {
 		start := t.now()
 		r := t.post(c, body)
 		elapsed := t.now().Sub(start)
-		switch r.outcome {
-		case telemetry.OutcomeAccepted:
+		switch r.action {
+		case actDone:
 			dup := ""
 			if r.duplicate {
 				dup = " (duplicate: stored before)"
@@ -180,7 +187,7 @@ func (t *VMwareTelemetry) send(b *batch, chunks []chunk) error {
 			finish(c)
 			continue
 
-		case telemetry.OutcomeSplit:
+		case actSplit:
 			if c.n > 1 {
 				t.Log.Infof("Batch %s of %d metrics, %d bytes %s, is too large for the server (413); sending it in halves",
 					c.key, c.n, len(body), t.compressor.Encoding())
@@ -190,27 +197,35 @@ func (t *VMwareTelemetry) send(b *batch, chunks []chunk) error {
 				continue
 			}
 			fallthrough
-		case telemetry.OutcomeReject:
-			t.Log.Errorf("Dropping batch %s of %d metrics: %v. The server will not accept it again; "+
-				"check url, token, participation_level and dictionary_file against the server", c.key, c.n, r.err)
+		case actDrop:
+			t.Log.Errorf("Dropping batch %s of %d metrics: %v. The server calls the batch itself invalid and will not accept it again; "+
+				"check participation_level and dictionary_file against the server", c.key, c.n, r.err)
 			t.stats.reject(c.n)
 			finish(c)
 			continue
 		}
 
-		// Throttled, server error or network error: wait and retry.
+		// Kept: wait and send the same batch again.
+		attempts++
 		t.failures++
 		t.lastErr = r.err
 		t.stats.retries.Incr(1)
-		delay := t.backoff()
-		if r.outcome == telemetry.OutcomeThrottled && r.hasRetry {
-			delay = min(r.retryAfter, maxRetryAfter)
-		}
-		if waited+delay <= time.Duration(t.RetryWithinWrite) {
-			t.Log.Warnf("Retrying batch %s in %s: %v", c.key, delay.Round(time.Millisecond), r.err)
-			if t.sleep(t.ctx, delay) {
-				waited += delay
-				continue
+		delay := t.retryDelay(r)
+		switch r.action {
+		case actRefusedAuth:
+			t.stats.refusedAuth.Incr(1)
+			t.Log.Errorf("Keeping batch %s of %d metrics, next attempt in %s: %s (%v)",
+				c.key, c.n, delay.Round(time.Millisecond), advice(r.status), r.err)
+		case actMisconfigured:
+			t.Log.Errorf("Keeping batch %s of %d metrics, next attempt in %s: %s (%v)",
+				c.key, c.n, delay.Round(time.Millisecond), advice(r.status), r.err)
+		default:
+			if attempts < t.MaxAttemptsPerWrite && waited+delay <= time.Duration(t.RetryWithinWrite) {
+				t.Log.Warnf("Retrying batch %s in %s: %v", c.key, delay.Round(time.Millisecond), r.err)
+				if t.sleep(t.ctx, delay) {
+					waited += delay
+					continue
+				}
 			}
 		}
 		t.notBefore = t.now().Add(delay)
@@ -221,13 +236,23 @@ func (t *VMwareTelemetry) send(b *batch, chunks []chunk) error {
 	return nil
 }
 
-// backoff is capped exponential with jitter: the n-th consecutive failure
-// waits between half and all of min(retry_max, retry_initial * 2^(n-1)).
+// retryDelay is the wait before the next attempt: the backoff, or the
+// server's Retry-After (at most maxRetryAfter) if longer, plus jitter. A
+// Retry-After of 0 or less than the backoff never shortens the wait.
+func (t *VMwareTelemetry) retryDelay(r response) time.Duration {
+	d := t.backoff()
+	if r.hasRetry {
+		d = max(d, min(r.retryAfter, maxRetryAfter))
+	}
+	return d + time.Duration(t.jitter()*float64(d)*jitterFraction)
+}
+
+// backoff is capped exponential: the n-th consecutive failure waits
+// min(retry_max, retry_initial * 2^(n-1)), before jitter.
 func (t *VMwareTelemetry) backoff() time.Duration {
 	d := time.Duration(t.RetryInitial)
 	for i := 1; i < t.failures && d < time.Duration(t.RetryMax); i++ {
 		d *= 2
 	}
-	d = min(d, time.Duration(t.RetryMax))
-	return d/2 + time.Duration(t.jitter()*float64(d/2))
+	return min(d, time.Duration(t.RetryMax))
 }

@@ -40,7 +40,7 @@ func TestRetryAfterHonouredWithinWrite(t *testing.T) {
 		}
 		return 0
 	})
-	o, log := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex), func(o *VMwareTelemetry) {
+	o, log := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex), withJitter(0), func(o *VMwareTelemetry) {
 		o.RetryWithinWrite = config.Duration(5 * time.Second)
 	})
 	start(t, o)
@@ -70,7 +70,7 @@ func TestRetryAfterBeyondWriteBudget(t *testing.T) {
 				return 0
 			})
 			clk := &clock{now: time.Unix(1800000000, 0)}
-			o, _ := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex), withClock(clk))
+			o, _ := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex), withClock(clk), withJitter(0))
 			start(t, o)
 			in := kubeTelemetryMetrics(3, gatherTime)
 
@@ -311,29 +311,42 @@ func TestPendingSurvivesRestart(t *testing.T) {
 	require.ErrorContains(t, other.SetState("junk"), "unknown")
 }
 
-func TestBackoffCappedWithJitter(t *testing.T) {
+// The wait before a retry: exponential from retry_initial, capped at
+// retry_max, Retry-After when longer (never shorter: 0 waits the backoff),
+// plus up to half again as jitter.
+func TestRetryDelay(t *testing.T) {
 	o, _ := newOutput(t, "https://x", "", func(o *VMwareTelemetry) {
 		o.RetryInitial = config.Duration(time.Second)
 		o.RetryMax = config.Duration(time.Minute)
 	})
 	tests := []struct {
-		failures int
-		jitter   float64
-		want     time.Duration
+		name       string
+		failures   int
+		jitter     float64
+		retryAfter string
+		want       time.Duration
 	}{
-		{1, 0, 500 * time.Millisecond},
-		{1, 1, time.Second},
-		{2, 0.5, 1500 * time.Millisecond},
-		{4, 1, 8 * time.Second},
-		{6, 1, 32 * time.Second},
-		{7, 1, time.Minute},
-		{7, 0, 30 * time.Second},
-		{100, 1, time.Minute},
+		{"first failure", 1, 0, "", time.Second},
+		{"first failure, most jitter", 1, 1, "", 1500 * time.Millisecond},
+		{"second failure", 2, 0.5, "", 2500 * time.Millisecond},
+		{"fourth failure", 4, 0, "", 8 * time.Second},
+		{"capped", 7, 0, "", time.Minute},
+		{"capped, most jitter", 100, 1, "", 90 * time.Second},
+		{"Retry-After 0 waits the backoff", 1, 0, "0", time.Second},
+		{"Retry-After 0 waits the backoff, growing", 3, 0, "0", 4 * time.Second},
+		{"Retry-After shorter than the backoff", 5, 0, "2", 16 * time.Second},
+		{"Retry-After longer than the backoff", 1, 0, "120", 2 * time.Minute},
+		{"Retry-After gets jitter too", 1, 1, "120", 3 * time.Minute},
+		{"Retry-After bounded", 1, 0, "86400", time.Hour},
 	}
 	for _, tt := range tests {
-		o.failures = tt.failures
-		o.jitter = func() float64 { return tt.jitter }
-		require.Equal(t, tt.want, o.backoff(), "failures %d jitter %v", tt.failures, tt.jitter)
+		t.Run(tt.name, func(t *testing.T) {
+			o.failures = tt.failures
+			o.jitter = func() float64 { return tt.jitter }
+			var r response
+			r.retryAfter, r.hasRetry = telemetry.ParseRetryAfter(tt.retryAfter, time.Now())
+			require.Equal(t, tt.want, o.retryDelay(r))
+		})
 	}
 }
 

@@ -327,6 +327,10 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+func withJitter(f float64) func(*VMwareTelemetry) {
+	return func(o *VMwareTelemetry) { o.jitter = func() float64 { return f } }
+}
+
 func withClock(c *clock) func(*VMwareTelemetry) {
 	return func(o *VMwareTelemetry) { o.now = c.Now }
 }

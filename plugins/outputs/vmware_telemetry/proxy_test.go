@@ -53,10 +53,12 @@ func TestProxyFromEnvironment(t *testing.T) {
 		before := len(srv.reqs())
 		o, log := newOutput(t, srv.endpoint(), "", systemProxy)
 		start(t, o)
-		require.NoError(t, o.Write(in), "a 403 drops the batch")
+		require.ErrorContains(t, o.Write(in), "answered 403", "a 403 keeps the batch")
 		require.Len(t, srv.reqs(), before, "the proxy refused; the server saw nothing")
 		require.Len(t, log.Errors(), 1)
 		require.Contains(t, log.Errors()[0], "answered 403")
+		require.Contains(t, log.Errors()[0], "or a proxy on the way, refused this agent (403)")
+		require.Equal(t, int64(1), o.stats.refusedAuth.Get())
 	})
 
 	t.Run("NO_PROXY bypasses it", func(t *testing.T) {

@@ -22,12 +22,12 @@ func TestReadme(t *testing.T) {
 
 	o, _ := newOutput(t, "https://x", "")
 	require.NoError(t, o.Init())
-	for _, name := range []string{"batches_sent", "metrics_sent", "bytes_raw", "bytes_compressed", "retries", "splits",
+	for _, name := range []string{"batches_sent", "metrics_sent", "bytes_raw", "bytes_compressed", "retries", "refused_auth", "splits",
 		"duplicates", "batches_rejected", "metrics_rejected", "metrics_dropped", "metrics_previewed"} {
 		require.Contains(t, readme, "`"+name+"`")
 	}
 	for _, st := range []interface{ FieldName() string }{o.stats.batchesSent, o.stats.metricsSent, o.stats.bytesRaw,
-		o.stats.bytesCompressed, o.stats.retries, o.stats.splits, o.stats.duplicates, o.stats.batchesRejected,
+		o.stats.bytesCompressed, o.stats.retries, o.stats.refusedAuth, o.stats.splits, o.stats.duplicates, o.stats.batchesRejected,
 		o.stats.metricsRejected, o.stats.previewed} {
 		require.Contains(t, readme, "`"+st.FieldName()+"`")
 	}

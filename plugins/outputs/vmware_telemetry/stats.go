@@ -15,6 +15,7 @@ type stats struct {
 	bytesRaw        selfstat.Stat
 	bytesCompressed selfstat.Stat
 	retries         selfstat.Stat
+	refusedAuth     selfstat.Stat
 	splits          selfstat.Stat
 	duplicates      selfstat.Stat
 	batchesRejected selfstat.Stat
@@ -35,6 +36,7 @@ func newStats(c *selfstat.Collector) *stats {
 		bytesRaw:        c.Register(statsMeasurement, "bytes_raw", nil),
 		bytesCompressed: c.Register(statsMeasurement, "bytes_compressed", nil),
 		retries:         c.Register(statsMeasurement, "retries", nil),
+		refusedAuth:     c.Register(statsMeasurement, "refused_auth", nil),
 		splits:          c.Register(statsMeasurement, "splits", nil),
 		duplicates:      c.Register(statsMeasurement, "duplicates", nil),
 		batchesRejected: c.Register(statsMeasurement, "batches_rejected", nil),

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -41,27 +42,31 @@ const (
 	minPayloadBytes = 1024
 	// maxRetryAfter bounds what a server can make the agent wait.
 	maxRetryAfter = time.Hour
+	// shutdownGrace is what a request in flight, or the agent's last
+	// flush, gets once the agent stops; waits for a retry end at once.
+	shutdownGrace = 2 * time.Second
 )
 
 type VMwareTelemetry struct {
-	URL                string          `toml:"url"`
-	ParticipationLevel string          `toml:"participation_level"`
-	CustomerNumber     string          `toml:"customer_number"`
-	InstallationLabel  string          `toml:"installation_label"`
-	InstallationType   string          `toml:"installation_type"`
-	CollectorID        string          `toml:"collector_id"`
-	InstanceID         string          `toml:"instance_id"`
-	PseudonymKeyFile   string          `toml:"pseudonym_key_file"`
-	PseudonymKey       config.Secret   `toml:"pseudonym_key"`
-	DictionaryFile     string          `toml:"dictionary_file"`
-	ContentEncoding    string          `toml:"content_encoding"`
-	MaxPayloadBytes    config.Size     `toml:"max_payload_bytes"`
-	Token              config.Secret   `toml:"token"`
-	RetryInitial       config.Duration `toml:"retry_initial"`
-	RetryMax           config.Duration `toml:"retry_max"`
-	RetryWithinWrite   config.Duration `toml:"retry_within_write"`
-	Preview            bool            `toml:"preview"`
-	PreviewFile        string          `toml:"preview_file"`
+	URL                 string          `toml:"url"`
+	ParticipationLevel  string          `toml:"participation_level"`
+	CustomerNumber      string          `toml:"customer_number"`
+	InstallationLabel   string          `toml:"installation_label"`
+	InstallationType    string          `toml:"installation_type"`
+	CollectorID         string          `toml:"collector_id"`
+	InstanceID          string          `toml:"instance_id"`
+	PseudonymKeyFile    string          `toml:"pseudonym_key_file"`
+	PseudonymKey        config.Secret   `toml:"pseudonym_key"`
+	DictionaryFile      string          `toml:"dictionary_file"`
+	ContentEncoding     string          `toml:"content_encoding"`
+	MaxPayloadBytes     config.Size     `toml:"max_payload_bytes"`
+	Token               config.Secret   `toml:"token"`
+	RetryInitial        config.Duration `toml:"retry_initial"`
+	RetryMax            config.Duration `toml:"retry_max"`
+	RetryWithinWrite    config.Duration `toml:"retry_within_write"`
+	MaxAttemptsPerWrite int             `toml:"max_attempts_per_write"`
+	Preview             bool            `toml:"preview"`
+	PreviewFile         string          `toml:"preview_file"`
 	httpconfig.HTTPClientConfig
 
 	Log        telegraf.Logger     `toml:"-"`
@@ -90,8 +95,15 @@ type VMwareTelemetry struct {
 	notBefore time.Time
 	lastErr   error
 
-	ctx    context.Context
-	cancel context.CancelFunc
+	// ctx ends waits (Interrupt, Close); reqCtx ends requests in flight
+	// (shutdownGrace after Interrupt, Close).
+	ctx          context.Context
+	cancel       context.CancelFunc
+	reqCtx       context.Context
+	cancelReq    context.CancelFunc
+	interruptOne sync.Once
+	// restored is the statefile's state, applied once the key is known.
+	restored *State
 
 	// Replaced in tests.
 	now    func() time.Time
@@ -120,6 +132,7 @@ func (t *VMwareTelemetry) Init() error {
 		t.jitter = rand.Float64
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.reqCtx, t.cancelReq = context.WithCancel(context.Background())
 	t.stats = newStats(t.Statistics)
 
 	if level == telemetry.LevelNone {
@@ -153,8 +166,14 @@ func (t *VMwareTelemetry) Init() error {
 	if t.RetryWithinWrite < 0 {
 		return fmt.Errorf("retry_within_write %s must not be negative", time.Duration(t.RetryWithinWrite))
 	}
+	if t.MaxAttemptsPerWrite < 1 {
+		return fmt.Errorf("max_attempts_per_write %d must be at least 1", t.MaxAttemptsPerWrite)
+	}
 	if !t.Preview {
 		if err := t.initEndpointCheck(); err != nil {
+			return err
+		}
+		if err := checkProxyURL(t.HTTPProxyURL); err != nil {
 			return err
 		}
 	}
@@ -165,20 +184,17 @@ func (t *VMwareTelemetry) Init() error {
 	}
 	t.dict = dict
 
+	// The key is read here; a key file still to be created is checked
+	// (can it be?) and created by Connect: Init has no side effects, so
+	// `config check` and --test write nothing.
 	ps, err := t.loadPseudonymizer()
 	if err != nil {
 		return err
 	}
-	t.keyID = ps.KeyID()
-	t.instance = ps.InstanceID(instanceDomain, t.InstanceID)
-
-	t.policy, err = telemetry.NewPolicy(dict, level, ps, telemetry.Identity{
-		CustomerNumber:    t.CustomerNumber,
-		InstallationLabel: t.InstallationLabel,
-		InstallationType:  t.InstallationType,
-	})
-	if err != nil {
-		return err
+	if ps != nil {
+		if err := t.useKey(ps); err != nil {
+			return err
+		}
 	}
 	if t.compressor, err = telemetry.NewCompressor(encoding); err != nil {
 		return fmt.Errorf("content_encoding: %w", err)
@@ -188,20 +204,41 @@ func (t *VMwareTelemetry) Init() error {
 	return nil
 }
 
-// initEndpointCheck validates url; it does not resolve or connect.
+// useKey derives what depends on the pseudonym key.
+func (t *VMwareTelemetry) useKey(ps *telemetry.Pseudonymizer) error {
+	t.keyID = ps.KeyID()
+	t.instance = ps.InstanceID(instanceDomain, t.InstanceID)
+	policy, err := telemetry.NewPolicy(t.dict, t.level, ps, telemetry.Identity{
+		CustomerNumber:    t.CustomerNumber,
+		InstallationLabel: t.InstallationLabel,
+		InstallationType:  t.InstallationType,
+	})
+	if err != nil {
+		return err
+	}
+	t.policy = policy
+	if t.restored != nil {
+		t.applyState(*t.restored)
+		t.restored = nil
+	}
+	return nil
+}
+
+// initEndpointCheck validates url; it does not resolve or connect. Its
+// errors show the URL redacted: no password, no query values.
 func (t *VMwareTelemetry) initEndpointCheck() error {
 	if t.URL == "" {
 		return errors.New("url is empty; set the telemetry server's endpoint, e.g. \"https://telemetry.example.com/ph/api/hyper/send\", or set preview = true")
 	}
 	u, err := url.Parse(t.URL)
 	if err != nil {
-		return fmt.Errorf("url %q: %w", t.URL, err)
+		return fmt.Errorf("url cannot be parsed (%w); use an http or https URL with a host", urlErrorReason(err))
 	}
 	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("url %q: use an http or https URL with a host", t.URL)
+		return fmt.Errorf("url %q: use an http or https URL with a host", redactURL(u))
 	}
 	if u.User != nil {
-		return fmt.Errorf("url %q: credentials do not belong in the URL; use token", t.URL)
+		return fmt.Errorf("url %q: credentials do not belong in the URL; use token", redactURL(u))
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = telemetry.DefaultPath
@@ -209,12 +246,15 @@ func (t *VMwareTelemetry) initEndpointCheck() error {
 	q := u.Query()
 	if q.Has(telemetry.QueryCollector) || q.Has(telemetry.QueryInstance) {
 		return fmt.Errorf("url %q: leave out %s and %s; the output adds them from collector_id and instance_id",
-			t.URL, telemetry.QueryCollector, telemetry.QueryInstance)
+			redactURL(u), telemetry.QueryCollector, telemetry.QueryInstance)
 	}
 	t.endpoint = u.String()
 	return nil
 }
 
+// loadPseudonymizer reads the key from pseudonym_key or pseudonym_key_file.
+// A key file that does not exist yet gives nil: Connect creates it, once
+// Init made sure it can.
 func (t *VMwareTelemetry) loadPseudonymizer() (*telemetry.Pseudonymizer, error) {
 	if !t.PseudonymKey.Empty() {
 		buf, err := t.PseudonymKey.Get()
@@ -231,26 +271,49 @@ func (t *VMwareTelemetry) loadPseudonymizer() (*telemetry.Pseudonymizer, error) 
 	if t.PseudonymKeyFile == "" {
 		return nil, errors.New("pseudonym_key_file is empty; set a path that survives restarts (or pseudonym_key)")
 	}
-	key, created, err := telemetry.LoadOrCreateKey(t.PseudonymKeyFile)
+	key, err := readKeyFile(t.PseudonymKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("pseudonym_key_file: %w; mount a Secret holding `openssl rand -hex 32` there or point it to a writable path", err)
+	}
+	if key == nil {
+		return nil, nil
 	}
 	ps, err := telemetry.NewPseudonymizer(key)
 	if err != nil {
 		return nil, fmt.Errorf("pseudonym_key_file %q: %w", t.PseudonymKeyFile, err)
 	}
-	if created {
-		t.Log.Infof("Created pseudonym key %s in %q; keep this file: a new key changes every pseudonym", ps.KeyID(), t.PseudonymKeyFile)
-	}
 	return ps, nil
 }
 
-// Connect builds the HTTP client; it opens no connection (the first POST
-// does). At level none and in preview mode there is no client at all.
+// createKey makes the key file Init found missing (or another process
+// made meanwhile: then that key is used).
+func (t *VMwareTelemetry) createKey() error {
+	key, created, err := telemetry.LoadOrCreateKey(t.PseudonymKeyFile)
+	if err != nil {
+		return fmt.Errorf("pseudonym_key_file: %w; mount a Secret holding `openssl rand -hex 32` there or point it to a writable path", err)
+	}
+	ps, err := telemetry.NewPseudonymizer(key)
+	if err != nil {
+		return fmt.Errorf("pseudonym_key_file %q: %w", t.PseudonymKeyFile, err)
+	}
+	if created {
+		t.Log.Infof("Created pseudonym key %s in %q; keep this file: a new key changes every pseudonym", ps.KeyID(), t.PseudonymKeyFile)
+	}
+	return t.useKey(ps)
+}
+
+// Connect creates the key file if Init found none and builds the HTTP
+// client; it opens no connection (the first POST does). At level none and
+// in preview mode there is no client at all.
 func (t *VMwareTelemetry) Connect() error {
 	if t.level == telemetry.LevelNone {
 		t.Log.Info("Participation level none: nothing is sent; metrics are counted and dropped")
 		return nil
+	}
+	if t.policy == nil {
+		if err := t.createKey(); err != nil {
+			return err
+		}
 	}
 	if t.Preview {
 		w, err := openPreview(t.PreviewFile, t.Log)
@@ -263,17 +326,31 @@ func (t *VMwareTelemetry) Connect() error {
 	}
 	client, err := t.newClient()
 	if err != nil {
-		return err
+		return t.redactError(err)
 	}
 	t.client = client
 	t.Log.Infof("Sending at level %s, dictionary %s, instance %s, key %s, to %s",
-		t.level, t.dict.Version, t.instance, t.keyID, t.endpoint)
+		t.level, t.dict.Version, t.instance, t.keyID, redactURLString(t.endpoint))
 	return nil
+}
+
+// Interrupt tells the output that the agent is stopping (SIGTERM, SIGINT,
+// a reload): a write waiting to retry returns at once, its batch kept in
+// Telegraf's buffer; requests in flight and the agent's last flush get
+// shutdownGrace to finish. telegraf-tkgi calls it on the signal; Close
+// does the same at once.
+func (t *VMwareTelemetry) Interrupt() {
+	if t.cancel == nil {
+		return
+	}
+	t.cancel()
+	t.interruptOne.Do(func() { time.AfterFunc(shutdownGrace, t.cancelReq) })
 }
 
 func (t *VMwareTelemetry) Close() error {
 	if t.cancel != nil {
 		t.cancel()
+		t.cancelReq()
 	}
 	if t.client != nil {
 		t.client.CloseIdleConnections()
@@ -334,15 +411,16 @@ func sleepContext(ctx context.Context, d time.Duration) bool {
 func init() {
 	outputs.Add("vmware_telemetry", func() telegraf.Output {
 		return &VMwareTelemetry{
-			ParticipationLevel: string(telemetry.LevelStandard),
-			CollectorID:        defaultCollectorID,
-			InstanceID:         defaultInstanceID,
-			PseudonymKeyFile:   defaultKeyFile,
-			ContentEncoding:    telemetry.EncodingZstd,
-			MaxPayloadBytes:    config.Size(1 << 20),
-			RetryInitial:       config.Duration(time.Second),
-			RetryMax:           config.Duration(5 * time.Minute),
-			RetryWithinWrite:   config.Duration(10 * time.Second),
+			ParticipationLevel:  string(telemetry.LevelStandard),
+			CollectorID:         defaultCollectorID,
+			InstanceID:          defaultInstanceID,
+			PseudonymKeyFile:    defaultKeyFile,
+			ContentEncoding:     telemetry.EncodingZstd,
+			MaxPayloadBytes:     config.Size(1 << 20),
+			RetryInitial:        config.Duration(time.Second),
+			RetryMax:            config.Duration(5 * time.Minute),
+			RetryWithinWrite:    config.Duration(10 * time.Second),
+			MaxAttemptsPerWrite: 3,
 			HTTPClientConfig: httpconfig.HTTPClientConfig{
 				Timeout: config.Duration(30 * time.Second),
 				TransportConfig: httpconfig.TransportConfig{

