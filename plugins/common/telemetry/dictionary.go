@@ -128,14 +128,20 @@ func (e *Entry) keep(v string) string {
 	if out, hit := e.matched.Load(v); hit {
 		return out.(string)
 	}
-	out := v
+	out, screen := v, e.re != nil
 	switch {
 	case e.scheme != nil:
-		out = e.scheme.Keep(v)
+		var vendor bool
+		out, vendor = e.scheme.keep(v)
+		// A core followed by a distribution's token is that
+		// distribution's release, even where its numbers look like an
+		// address (Azure Linux's kernel 6.6.130.1-3.azl3); a bare core
+		// could be anything a customer typed.
+		screen = !vendor
 	case e.re != nil && !e.re.MatchString(v):
 		out = OtherValue
 	}
-	if out != OtherValue && (((e.re != nil || e.scheme != nil) && embedsIdentifier(out)) || (e.isTag && !validTagValue(out))) {
+	if out != OtherValue && ((screen && embedsIdentifier(out)) || (e.isTag && !validTagValue(out))) {
 		out = OtherValue
 	}
 	if e.nMatched.Add(1) <= maxMatchCache {

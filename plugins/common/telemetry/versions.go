@@ -97,17 +97,24 @@ func (s *VersionScheme) Split(v string) (core, rest string, allowed, ok bool) {
 // core followed by Other when the rest is anything else, OtherValue when v
 // has no core or is longer than any version.
 func (s *VersionScheme) Keep(v string) string {
+	out, _ := s.keep(v)
+	return out
+}
+
+// keep is Keep, and whether v was kept with a vendor token (a non-empty
+// rest that is one of the tokens).
+func (s *VersionScheme) keep(v string) (out string, vendor bool) {
 	if len(v) > maxVersionLen {
-		return OtherValue
+		return OtherValue, false
 	}
-	core, _, allowed, ok := s.Split(v)
+	core, rest, allowed, ok := s.Split(v)
 	switch {
 	case !ok:
-		return OtherValue
+		return OtherValue, false
 	case allowed:
-		return v
+		return v, rest != ""
 	}
-	return core + s.Other
+	return core + s.Other, false
 }
 
 // VersionSchemes returns the version schemes by name.
