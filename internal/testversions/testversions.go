@@ -111,16 +111,16 @@ func Plant(v Version, core, word string) []Planting {
 	return out
 }
 
-// Words returns n customer-like words: company, site and cluster names.
-// The first few are the names real reports use; the rest are random, made
-// of letters outside a-f so that no word can pass for a hexadecimal build
-// hash (which the OpenShift and EKS tokens are; see the dictionary).
+// Words returns n customer-like words: company, site and cluster names,
+// half of them the names real reports use, half random. Random words are
+// made of letters outside a-f so that no word can pass for a hexadecimal
+// build hash (which the OpenShift and EKS tokens are; see the dictionary).
 func Words(r *rand.Rand, n int) []string {
 	named := []string{"acmecorp", "contoso", "bigbank", "globex", "initech", "Umbrella", "zurich-dc2", "payments-prod", "tenant42"}
 	out := make([]string, 0, n)
-	for i := 0; i < n; i++ {
-		if i < len(named) {
-			out = append(out, named[i])
+	for range n {
+		if r.IntN(2) == 0 {
+			out = append(out, named[r.IntN(len(named))])
 			continue
 		}
 		const letters = "ghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ"
