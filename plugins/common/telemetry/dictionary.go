@@ -144,7 +144,9 @@ func (e *Entry) keep(v string) string {
 	if out != OtherValue && ((screen && embedsIdentifier(out)) || (e.isTag && !validTagValue(out))) {
 		out = OtherValue
 	}
-	if e.nMatched.Add(1) <= maxMatchCache {
+	// Values longer than any version are not remembered: the listener
+	// must not keep what a client chose.
+	if len(v) <= 2*maxVersionLen && e.nMatched.Add(1) <= maxMatchCache {
 		e.matched.Store(v, out)
 	}
 	return out
