@@ -77,14 +77,19 @@ type Entry struct {
 	// Pattern, if set, is a regular expression (anchored) a string value
 	// must match to be sent as it is.
 	Pattern string `toml:"pattern"`
+	// Version, if set, names the version scheme ([versions.<name>]) that
+	// splits a value into what is sent (see VersionScheme). Values listed
+	// in Values are sent as they are.
+	Version string `toml:"version"`
 
 	re     *regexp.Regexp
+	scheme *VersionScheme
 	values map[string]struct{}
 	isTag  bool
-	// matched caches pattern results: the same few values (an OS image,
+	// matched caches what keep returns: the same few values (an OS image,
 	// a kernel version) come on every line, and a regexp match costs more
 	// than the rest of the line. Bounded; safe for concurrent use.
-	matched  sync.Map // string -> bool
+	matched  sync.Map // string -> string
 	nMatched atomic.Int32
 }
 
@@ -92,34 +97,65 @@ const maxMatchCache = 4096
 
 // Constrained reports whether the entry limits the values it sends.
 func (e *Entry) Constrained() bool {
-	return e.re != nil || e.values != nil
+	return e.re != nil || e.values != nil || e.scheme != nil
 }
 
-// allows reports whether a kept string value may be sent as it is;
-// OtherValue always may. A value matching the entry's pattern must not
-// embed an identifier either (see embeddedIdentifier). A tag value must also be one line protocol can
-// carry (printable UTF-8, no trailing backslash), so the encoder need not
-// check views again.
-func (e *Entry) allows(v string) bool {
+// Scheme returns the entry's version scheme, nil without one.
+func (e *Entry) Scheme() *VersionScheme { return e.scheme }
+
+// keep returns what is sent of a kept string value: the value itself when
+// its values, pattern or version scheme allow it, the version scheme's
+// reduction of it (core and Other), else OtherValue; OtherValue stays
+// itself. A value a pattern or scheme lets through must not embed an
+// identifier either (see embedsIdentifier). A tag value must also be one
+// line protocol can carry (printable UTF-8, no trailing backslash), so the
+// encoder need not check views again.
+func (e *Entry) keep(v string) string {
 	if v == OtherValue {
-		return true
+		return v
 	}
 	if e.values != nil {
-		_, ok := e.values[v] // listed values were checked when parsed
-		return ok
+		if _, ok := e.values[v]; ok { // listed values were checked when parsed
+			return v
+		}
+		if e.scheme == nil {
+			return OtherValue
+		}
 	}
-	if e.re == nil && !e.isTag {
-		return true
+	if e.re == nil && e.scheme == nil && !e.isTag {
+		return v
 	}
-	if ok, hit := e.matched.Load(v); hit {
-		return ok.(bool)
+	if out, hit := e.matched.Load(v); hit {
+		return out.(string)
 	}
-	ok := (e.re == nil || (e.re.MatchString(v) && !embedsIdentifier(v))) && (!e.isTag || validTagValue(v))
-	if e.nMatched.Add(1) <= maxMatchCache {
-		e.matched.Store(v, ok)
+	out, screen := v, e.re != nil
+	switch {
+	case e.scheme != nil:
+		var vendor bool
+		out, vendor = e.scheme.keep(v)
+		// A core followed by a distribution's token is that
+		// distribution's release, even where its numbers look like an
+		// address (Azure Linux's kernel 6.6.130.1-3.azl3); a bare core
+		// could be anything a customer typed.
+		screen = !vendor
+	case e.re != nil && !e.re.MatchString(v):
+		out = OtherValue
 	}
-	return ok
+	if out != OtherValue && ((screen && embedsIdentifier(out)) || (e.isTag && !validTagValue(out))) {
+		out = OtherValue
+	}
+	// Values longer than any version are not remembered: the listener
+	// must not keep what a client chose.
+	if len(v) <= 2*maxVersionLen && e.nMatched.Add(1) <= maxMatchCache {
+		e.matched.Store(v, out)
+	}
+	return out
 }
+
+// allows reports whether a kept string value may be sent as it is: exactly
+// the values keep leaves unchanged, so the listener accepts what the agent
+// sends and nothing else.
+func (e *Entry) allows(v string) bool { return e.keep(v) == v }
 
 // validTagValue: what lineprotocol.Encoder accepts as a tag value.
 func validTagValue(s string) bool {
@@ -151,12 +187,15 @@ type Dictionary struct {
 	Description  string                  `toml:"description"`
 	Common       commonSection           `toml:"common"`
 	Measurements map[string]*Measurement `toml:"measurements"`
+	// Versions are the version schemes entries refer to by name.
+	Versions map[string]*VersionScheme `toml:"versions"`
 
 	// Source names where the dictionary came from, for messages.
 	Source string `toml:"-"`
 
 	commonOrder      []string
 	measurementOrder []string
+	versionOrder     []string
 	identityOrder    []string // sorted: the order identity tags are encoded in
 }
 
@@ -234,7 +273,7 @@ func ParseDictionary(data []byte, source string) (*Dictionary, error) {
 		return nil, fmt.Errorf("data dictionary %s: %w", source, err)
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		return nil, fmt.Errorf("data dictionary %s: unknown key %q; allowed per entry: class, type, meaning, values, pattern",
+		return nil, fmt.Errorf("data dictionary %s: unknown key %q; allowed per entry: class, type, meaning, values, pattern, version",
 			source, undecoded[0].String())
 	}
 	d.order(md.Keys())
@@ -253,6 +292,8 @@ func (d *Dictionary) order(keys []toml.Key) {
 			d.commonOrder = append(d.commonOrder, k[2])
 		case len(k) == 2 && k[0] == "measurements":
 			d.measurementOrder = append(d.measurementOrder, k[1])
+		case len(k) == 2 && k[0] == "versions":
+			d.versionOrder = append(d.versionOrder, k[1])
 		case len(k) == 4 && k[0] == "measurements":
 			m := d.Measurements[k[1]]
 			if m == nil {
@@ -278,11 +319,20 @@ func (d *Dictionary) validate() error {
 	if len(d.Measurements) == 0 {
 		return errors.New("no measurements: the dictionary would send nothing")
 	}
+	for name, s := range d.Versions {
+		if !validToken(name, 64) {
+			return fmt.Errorf("versions.%s: invalid scheme name", name)
+		}
+		if err := s.prepare(); err != nil {
+			return fmt.Errorf("versions.%s: %w", name, err)
+		}
+	}
+	d.versionOrder = completeOrder(d.versionOrder, d.Versions)
 	for key, e := range d.Common.Tags {
 		if !validKey(key) {
 			return fmt.Errorf("common.tags: invalid key %q", key)
 		}
-		if err := e.prepare(true, true); err != nil {
+		if err := e.prepare(true, true, d.Versions); err != nil {
 			return fmt.Errorf("common.tags.%s: %w", key, err)
 		}
 		if e.Class == ClassIdentity {
@@ -307,7 +357,7 @@ func (d *Dictionary) validate() error {
 			if _, dup := d.Common.Tags[key]; dup {
 				return fmt.Errorf("measurements.%s.tags.%s: already a common tag; list it once", name, key)
 			}
-			if err := e.prepare(true, false); err != nil {
+			if err := e.prepare(true, false, d.Versions); err != nil {
 				return fmt.Errorf("measurements.%s.tags.%s: %w", name, key, err)
 			}
 		}
@@ -315,7 +365,7 @@ func (d *Dictionary) validate() error {
 			if !validKey(key) {
 				return fmt.Errorf("measurements.%s.fields: invalid key %q", name, key)
 			}
-			if err := e.prepare(false, false); err != nil {
+			if err := e.prepare(false, false, d.Versions); err != nil {
 				return fmt.Errorf("measurements.%s.fields.%s: %w", name, key, err)
 			}
 		}
@@ -353,7 +403,7 @@ func completeOrder[T any](order []string, all map[string]T) []string {
 	return append(out, rest...)
 }
 
-func (e *Entry) prepare(isTag, common bool) error {
+func (e *Entry) prepare(isTag, common bool, schemes map[string]*VersionScheme) error {
 	if e == nil {
 		return errors.New("empty entry")
 	}
@@ -389,9 +439,23 @@ func (e *Entry) prepare(isTag, common bool) error {
 	if e.Class == ClassPseudonymize && e.Type != TypeString {
 		return fmt.Errorf("class pseudonymize needs type string, not %q", e.Type)
 	}
-	if len(e.Values) > 0 || e.Pattern != "" {
+	if len(e.Values) > 0 || e.Pattern != "" || e.Version != "" {
 		if e.Class != ClassKeep || e.Type != TypeString {
-			return errors.New("values and pattern apply to kept strings only")
+			return errors.New("values, pattern and version apply to kept strings only")
+		}
+	}
+	if e.Version != "" {
+		if e.Pattern != "" {
+			return errors.New("pattern and version exclude each other: the version scheme decides what is sent")
+		}
+		e.scheme = schemes[e.Version]
+		if e.scheme == nil {
+			names := make([]string, 0, len(schemes))
+			for n := range schemes {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return fmt.Errorf("version %q: no [versions.%s]; defined: %s", e.Version, e.Version, strings.Join(names, ", "))
 		}
 	}
 	if len(e.Values) > 0 {

@@ -126,6 +126,12 @@ func TestDefaultDictionaryKeepsRealValues(t *testing.T) {
 }
 
 func TestParseDictionaryErrors(t *testing.T) {
+	const scheme = `[versions.k]
+meaning = "k"
+core = '\d+'
+other = "+other"
+tokens = [{ token = '-x', by = "x" }]
+`
 	const good = `version = "1"
 [measurements.m]
 meaning = "m"
@@ -154,6 +160,16 @@ fields.f = { class = "keep", type = "int", meaning = "f" }
 		{"duplicate common", "version = \"1\"\n[common.tags]\nt = { class = \"keep\", meaning = \"t\" }\n" + strings.TrimPrefix(good, "version = \"1\"\n") +
 			"tags.t = { class = \"keep\", meaning = \"t\" }\n", "already a common tag"},
 		{"syntax", "version = ", "data dictionary syntax"},
+		{"unknown scheme", strings.Replace(strings.Replace(good, `"int"`, `"string"`, 1), `meaning = "f"`, `meaning = "f", version = "kernel"`, 1), `version "kernel": no [versions.kernel]`},
+		{"version on int", good + "fields.g = { class = \"keep\", type = \"int\", version = \"k\", meaning = \"g\" }\n" + scheme, "kept strings only"},
+		{"version and pattern", good + "fields.g = { class = \"keep\", type = \"string\", version = \"k\", pattern = \"x\", meaning = \"g\" }\n" + scheme, "pattern and version exclude each other"},
+		{"scheme without meaning", good + strings.Replace(scheme, `meaning = "k"`, `meaning = ""`, 1), "versions.k: meaning is empty"},
+		{"scheme without core", good + strings.Replace(scheme, `core = '\d+'`, "", 1), "versions.k: core is missing"},
+		{"scheme bad core", good + strings.Replace(scheme, `core = '\d+'`, `core = '('`, 1), "versions.k: core"},
+		{"scheme bad other", good + strings.Replace(scheme, `other = "+other"`, `other = "+unknown"`, 1), `versions.k: other "+unknown"`},
+		{"token without by", good + strings.Replace(scheme, `, by = "x"`, "", 1), "by is empty"},
+		{"token bad regexp", good + strings.Replace(scheme, `token = '-x'`, `token = '['`, 1), `tokens[0] "["`},
+		{"other is a token", good + strings.Replace(scheme, `token = '-x'`, `token = '\+other'`, 1), "is also a token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -237,4 +253,45 @@ func TestMarkdownListsEveryEntry(t *testing.T) {
 	// File order is kept.
 	require.Equal(t, "kube_telemetry_cluster", d.MeasurementNames()[0])
 	require.Equal(t, "server_version", d.Measurements["kube_telemetry_cluster"].FieldKeys()[0])
+}
+
+// A version keeps its core and a distribution's token; whatever else a
+// suffix carries is replaced, never sent.
+func TestVersionSchemesReduce(t *testing.T) {
+	d := DefaultDictionary()
+	tests := []struct {
+		measurement, key string
+		tag              bool
+		in, want         string
+	}{
+		{"kube_telemetry_cluster", "server_version", false, "v1.28.5+vmware.1", "v1.28.5+vmware.1"},
+		{"kube_telemetry_cluster", "server_version", false, "v1.28.5+acmecorp-prod", "v1.28.5+other"},
+		{"kube_telemetry_cluster", "server_version", false, "v1.28.5+vmware.1-acmecorp", "v1.28.5+other"},
+		{"kube_telemetry_cluster", "server_version", false, "acmecorp-v1.28.5", OtherValue},
+		{"kube_telemetry_cluster", "server_version", false, "v1.28.5+other", "v1.28.5+other"},
+		{"kube_telemetry_node", "kubelet_version", true, "v1.29.0-eks-5e0fdde", "v1.29.0-eks-5e0fdde"},
+		{"kube_telemetry_node", "kernel_version", true, "5.15.0-91-contoso", "5.15.0-91+other"},
+		{"kube_telemetry_node", "kernel_version", true, "5.15.0-91-generic", "5.15.0-91-generic"},
+		{"kube_telemetry_node", "kernel_version", true, "5.15.0-10.0.0.7", OtherValue}, // an address, no vendor token
+		{"kube_telemetry_node", "kernel_version", true, "6.6.130.1-3.azl3", "6.6.130.1-3.azl3"},
+		{"kube_telemetry_node", "container_runtime_version", true, "containerd://1.7.2-bigbank", "containerd://1.7.2+other"},
+		{"kube_telemetry_node", "container_runtime_version", true, "containerd://1.7.31-1", "containerd://1.7.31-1"},
+		{"kube_telemetry_node", "os_image", true, "Ubuntu 22.04.4 LTS", "Ubuntu 22.04.4 LTS"},
+		{"kube_telemetry_node", "os_image", true, "Ubuntu 22.04.4 LTS Acme Site 2", "Ubuntu 22.04.4 other"},
+		{"kube_telemetry_node", "os_image", true, "Acme Linux 9", OtherValue},
+		{"kube_telemetry_addon", "version", true, "latest", "latest"},
+		{"kube_telemetry_addon", "version", true, "v1.10.1_vmware.1", "v1.10.1_vmware.1"},
+		{"kube_telemetry_addon", "version", true, "v1.10.1-acmecorp", "v1.10.1+other"},
+		{"kube_telemetry_addon", "version", true, strings.Repeat("1.", 70) + "1", OtherValue}, // longer than any version
+	}
+	for _, tt := range tests {
+		e := d.Field(tt.measurement, tt.key)
+		if tt.tag {
+			e = d.Tag(tt.measurement, tt.key)
+		}
+		require.NotNil(t, e)
+		require.Equal(t, tt.want, e.keep(tt.in), "%s %q", tt.key, tt.in)
+		require.True(t, e.allows(tt.want), "the listener must accept %q", tt.want)
+		require.Equal(t, tt.in == tt.want, e.allows(tt.in), "%q", tt.in)
+	}
 }

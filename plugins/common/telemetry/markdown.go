@@ -19,7 +19,7 @@ func (d *Dictionary) Markdown() []byte {
 	b.WriteString("Everything `outputs.vmware_telemetry` may send. Whatever is not listed is dropped.\n\n")
 	b.WriteString("| class | at none | at standard | at enhanced |\n")
 	b.WriteString("| --- | --- | --- | --- |\n")
-	b.WriteString("| keep | - | sent; a string outside its allowed values, or embedding a host name, IP address, e-mail address or UID, is sent as `other` | sent |\n")
+	b.WriteString("| keep | - | sent; a string outside its allowed values, or embedding a host name, IP address, e-mail address or UID, is sent as `other`; a version keeps its core and a distribution's token only (see [Version schemes](#version-schemes)) | sent |\n")
 	b.WriteString("| pseudonymize | - | HMAC-SHA256 under the installation's key, 12 hex characters (48 bits) | same |\n")
 	b.WriteString("| identity | - | - | sent, from the output's configuration |\n")
 	b.WriteString("| drop | - | - | - |\n\n")
@@ -46,17 +46,44 @@ func (d *Dictionary) Markdown() []byte {
 			fmt.Fprintf(&b, "| `%s` | field | %s | %s | %s | %s |\n", k, e.Type, e.Class, allowedCell(e), cell(e.Meaning))
 		}
 	}
+	d.versionsMarkdown(&b)
 	return b.Bytes()
+}
+
+// versionsMarkdown renders the version schemes: what each keeps and the
+// tokens it allows, the allowlist operators and auditors read.
+func (d *Dictionary) versionsMarkdown(b *bytes.Buffer) {
+	if len(d.versionOrder) == 0 {
+		return
+	}
+	b.WriteString("\n## Version schemes\n\n")
+	b.WriteString("A kept string with a version scheme is split into its core (matched at the start: numbers and\n")
+	b.WriteString("fixed words, never a name), always sent, and the rest, sent only when it is one of the scheme's\n")
+	b.WriteString("tokens as a whole: the build and vendor suffixes distributions ship. Any other rest, where a\n")
+	b.WriteString("company, site or cluster name would sit, is replaced by the scheme's `other`\n")
+	b.WriteString("(`v1.28.5+acme-prod` is sent as `v1.28.5+other`); a string without a core is sent as `other`.\n")
+	b.WriteString("The listener accepts exactly what this leaves unchanged.\n")
+	for _, name := range d.versionOrder {
+		s := d.Versions[name]
+		fmt.Fprintf(b, "\n### %s\n\n%s.\n\n", name, strings.TrimSuffix(cell(s.Meaning), "."))
+		fmt.Fprintf(b, "- core: `%s`\n", cell(s.Core))
+		fmt.Fprintf(b, "- any other rest is sent as: `%s`\n\n", s.Other)
+		b.WriteString("| token (the whole rest) | shipped by |\n")
+		b.WriteString("| --- | --- |\n")
+		for _, t := range s.Tokens {
+			fmt.Fprintf(b, "| `%s` | %s |\n", cell(t.Token), cell(t.By))
+		}
+	}
 }
 
 func allowedCell(e *Entry) string {
 	switch {
+	case e.Version != "" && len(e.Values) > 0:
+		return codeList(e.Values) + ", or a version of scheme [" + e.Version + "](#" + e.Version + ")"
+	case e.Version != "":
+		return "version of scheme [" + e.Version + "](#" + e.Version + ")"
 	case len(e.Values) > 0:
-		vs := make([]string, len(e.Values))
-		for i, v := range e.Values {
-			vs[i] = "`" + v + "`"
-		}
-		return strings.Join(vs, ", ")
+		return codeList(e.Values)
 	case e.Pattern != "":
 		return "`" + cell(e.Pattern) + "`"
 	case e.Class == ClassPseudonymize:
@@ -65,6 +92,14 @@ func allowedCell(e *Entry) string {
 		return "never sent"
 	}
 	return "any"
+}
+
+func codeList(values []string) string {
+	vs := make([]string, len(values))
+	for i, v := range values {
+		vs[i] = "`" + v + "`"
+	}
+	return strings.Join(vs, ", ")
 }
 
 // cell escapes what would break a table cell.

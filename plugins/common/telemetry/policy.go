@@ -143,7 +143,8 @@ func (p *Policy) Dictionary() *Dictionary { return p.dict }
 
 // View fills v with what leaves of m and says whether anything does.
 // Fail closed: tags and fields the dictionary does not list are left out,
-// kept strings outside their values or pattern become OtherValue, fields of
+// kept strings outside their values or pattern become OtherValue, versions
+// are cut to their core and allowed token (see VersionScheme), fields of
 // the wrong type are left out, pseudonymized values are replaced, identity
 // tags come from the policy only.
 func (p *Policy) View(m telegraf.Metric, v *View) Verdict {
@@ -171,11 +172,7 @@ func (p *Policy) View(m telegraf.Metric, v *View) Verdict {
 		}
 		switch e.Class {
 		case ClassKeep:
-			val := t.Value
-			if !e.allows(val) {
-				val = OtherValue
-			}
-			v.Tags = append(v.Tags, telegraf.Tag{Key: t.Key, Value: val})
+			v.Tags = append(v.Tags, telegraf.Tag{Key: t.Key, Value: e.keep(t.Value)})
 		case ClassPseudonymize:
 			v.Tags = append(v.Tags, telegraf.Tag{Key: t.Key, Value: p.ps.Pseudonym(t.Key, t.Value)})
 		}
@@ -190,8 +187,8 @@ func (p *Policy) View(m telegraf.Metric, v *View) Verdict {
 		switch e.Class {
 		case ClassKeep:
 			val := f.Value
-			if s, ok := val.(string); ok && !e.allows(s) {
-				val = OtherValue
+			if s, ok := val.(string); ok {
+				val = e.keep(s)
 			}
 			v.Fields = append(v.Fields, telegraf.Field{Key: f.Key, Value: val})
 		case ClassPseudonymize:
@@ -299,7 +296,7 @@ func checkValue(e *Entry, level Level, v any) error {
 		if s, ok := v.(string); ok && !e.allows(s) {
 			// The value itself stays out of the message: it may be what
 			// should not have been sent.
-			return errors.New("value outside the listed values or pattern")
+			return errors.New("value outside the listed values, pattern or version scheme")
 		}
 	}
 	return nil

@@ -3,13 +3,13 @@ package telemetry
 import "regexp"
 
 // embeddedIdentifier finds identifying values inside a string that a
-// dictionary pattern lets through. Version-like patterns accept free
-// suffixes ("v1.36.3+build-7", "5.15.0-91-generic"), and a suffix could
-// carry a host name, an address or an id ("5.15.0-10.0.0.7",
-// "v1.2.3+node7.corp.example.com"). A kept value containing one is sent as
-// OtherValue (and refused by the listener). Bare words, such as a user name
-// or a node name without its domain, cannot be told from build tags: that
-// stays the job of tight patterns.
+// dictionary pattern or version scheme lets through: a host name, an
+// address or an id ("v1.2.3+node7.corp.example.com", a version core
+// "5.15.0-10.0.0.7"). A kept value containing one is sent as OtherValue
+// (and refused by the listener). Bare words, such as a user name or a site
+// name, cannot be told from other words: version schemes keep them out by
+// sending only the suffixes distributions ship (see VersionScheme), other
+// keys by tight values and patterns.
 var embeddedIdentifier = regexp.MustCompile(`` +
 	`(?:(?:^|[^0-9.])\d{1,3}(?:\.\d{1,3}){3}(?:$|[^0-9]))` + // IPv4
 	`|(?:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)` + // IPv6: two colons close together ("containerd://" has none)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testversions"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
@@ -53,18 +55,13 @@ func (g piiGen) value() (kind, v string) {
 	}
 }
 
-// embeddable returns a PII value of a kind that fits the character set of
-// the version-like keep patterns, so that appended to a legitimate value it
-// still matches the pattern: host names, addresses and UIDs. (Bare words
-// cannot be told from build tags; the README says so.)
+// embeddable returns a PII value to hide in a suffix of a legitimate value.
+// Every kind qualifies: versions keep only their core and a distribution's
+// token, other kept strings their listed values or pattern, so a bare word
+// ("v1.36.3+jsmith") is caught as surely as a host name.
 func (g piiGen) embeddable() string {
-	for {
-		kind, v := g.value()
-		switch kind {
-		case "hostname", "ipv4", "ipv6", "email", "uid":
-			return v
-		}
-	}
+	_, v := g.value()
+	return v
 }
 
 // randomMetrics builds metrics of every dictionary measurement (and some
@@ -77,8 +74,8 @@ func randomMetrics(g piiGen, d *telemetry.Dictionary, legit map[string]telegraf.
 		planted = append(planted, v)
 		return v
 	}
-	// A legitimate value as is, or with PII hidden in a suffix that the
-	// value's pattern accepts ("v1.36.3+node-17.corp.example.com").
+	// A legitimate value as is, or with PII hidden in a suffix
+	// ("v1.36.3+node-17.corp.example.com", "5.15.0-91-generic-jsmith").
 	legitOrEmbedded := func(v any) any {
 		s, ok := v.(string)
 		if !ok || g.r.IntN(2) == 0 {
@@ -209,4 +206,190 @@ func TestPrivacyProperty(t *testing.T) {
 		testutil.RequireMetricsEqual(t, stdReq.metrics, stripped)
 	}
 	t.Logf("%d rounds, %d PII values planted, none sent", rounds, planted)
+}
+
+// versionPosition is a tag or field the dictionary reads with a version
+// scheme.
+type versionPosition struct {
+	measurement, key string
+	tag              bool
+}
+
+// versionPositions is every position of every scheme;
+// TestVersionPositionsCoverDictionary keeps it complete.
+var versionPositions = map[string][]versionPosition{
+	"kubernetes": {{"kube_telemetry_cluster", "server_version", false}, {"kube_telemetry_node", "kubelet_version", true}},
+	"kernel":     {{"kube_telemetry_node", "kernel_version", true}},
+	"runtime":    {{"kube_telemetry_node", "container_runtime_version", true}},
+	"os_image":   {{"kube_telemetry_node", "os_image", true}},
+	"image_tag":  {{"kube_telemetry_addon", "version", true}},
+}
+
+func TestVersionPositionsCoverDictionary(t *testing.T) {
+	d := telemetry.DefaultDictionary()
+	got := map[string][]versionPosition{}
+	for _, name := range d.MeasurementNames() {
+		m := d.Measurements[name]
+		for _, k := range m.TagKeys() {
+			if s := m.Tags[k].Version; s != "" {
+				got[s] = append(got[s], versionPosition{name, k, true})
+			}
+		}
+		for _, k := range m.FieldKeys() {
+			if s := m.Fields[k].Version; s != "" {
+				got[s] = append(got[s], versionPosition{name, k, false})
+			}
+		}
+	}
+	require.Len(t, got, len(versionPositions))
+	for s, ps := range got {
+		require.ElementsMatch(t, versionPositions[s], ps, s)
+	}
+}
+
+func (p versionPosition) value(m telegraf.Metric) (string, bool) {
+	if p.tag {
+		return m.GetTag(p.key)
+	}
+	v, ok := m.GetField(p.key)
+	s, _ := v.(string)
+	return s, ok
+}
+
+func (p versionPosition) set(m telegraf.Metric, v string) {
+	if p.tag {
+		m.AddTag(p.key, v)
+		return
+	}
+	m.AddField(p.key, v)
+}
+
+// plantedWrite is one metric the version test writes and what it expects.
+type plantedWrite struct {
+	pos       versionPosition
+	planted   string
+	word      string
+	core      string // "" when the core need not survive (a prefix, an address-like core)
+	wantExact string // the corpus string's expected value, when nothing is planted
+}
+
+// The privacy property for version strings, end to end through the
+// output: every real-world string of the corpus is sent as it is (core and
+// vendor token), and with customer words planted into it in every position
+// and form, at standard, no planted word is in the bytes the output sends
+// (decompressed body, query, headers), the core still is, and the test
+// server's listener check accepts every metric.
+func TestPrivacyVersionStrings(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 0x7e52))
+	d := telemetry.DefaultDictionary()
+	legit := legitByName()
+	srv := newServer(t, "")
+	out, _ := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex))
+	start(t, out)
+
+	words := 6
+	if testing.Short() {
+		words = 2
+	}
+	var writes []plantedWrite
+	for _, v := range testversions.Corpus() {
+		s := d.Versions[v.Scheme]
+		core, _, _, ok := s.Split(v.Value)
+		require.True(t, ok, "versions.txt:%d", v.Line)
+		for _, p := range versionPositions[v.Scheme] {
+			writes = append(writes, plantedWrite{pos: p, planted: v.Value, wantExact: v.Sent})
+			// Without its vendor token a core that looks like an address
+			// (Azure Linux's kernel 6.6.130.1-3) is not sent either.
+			bare := legit[p.measurement].Copy()
+			p.set(bare, core)
+			bareKept := d.Check(bare, telemetry.LevelStandard) == nil
+			for _, word := range testversions.Words(r, words) {
+				for _, pl := range testversions.Plant(v, core, word) {
+					w := plantedWrite{pos: p, planted: pl.Value, word: word}
+					if pl.KeepsCore && bareKept {
+						w.core = core
+					}
+					writes = append(writes, w)
+				}
+			}
+		}
+	}
+
+	const perWrite = 2000
+	checked, planted := 0, 0
+	for start := 0; start < len(writes); start += perWrite {
+		batch := writes[start:min(start+perWrite, len(writes))]
+		in := make([]telegraf.Metric, len(batch))
+		for i, w := range batch {
+			m := legit[w.pos.measurement].Copy()
+			w.pos.set(m, w.planted)
+			in[i] = m
+		}
+		before := len(srv.reqs())
+		require.NoError(t, out.Write(in))
+		var got []telegraf.Metric
+		var wire strings.Builder
+		for _, req := range srv.reqs()[before:] {
+			require.Equal(t, http.StatusCreated, req.status)
+			got = append(got, req.metrics...)
+			wire.Write(req.body)
+			wire.WriteString(" " + req.query.Encode())
+			for name, vals := range req.header {
+				wire.WriteString(" " + name + ": " + strings.Join(vals, ","))
+			}
+		}
+		sent := strings.ToLower(wire.String())
+		require.Len(t, got, len(batch), "every metric is sent, in order")
+		for i, w := range batch {
+			value, ok := w.pos.value(got[i])
+			require.True(t, ok, "%s.%s missing", w.pos.measurement, w.pos.key)
+			if w.word == "" {
+				require.Equal(t, w.wantExact, value, "corpus string %q", w.planted)
+				continue
+			}
+			planted++
+			require.NotContains(t, strings.ToLower(value), strings.ToLower(w.word), "%q sent as %q", w.planted, value)
+			if w.core != "" {
+				require.True(t, strings.HasPrefix(value, w.core), "%q sent as %q: core %q lost", w.planted, value, w.core)
+			}
+			checked++
+		}
+		// And nowhere else in what left: words that are part of the
+		// legitimate payload ("kernel") prove nothing and are skipped.
+		seen := map[string]bool{}
+		for _, w := range batch {
+			if w.word == "" || seen[w.word] {
+				continue
+			}
+			seen[w.word] = true
+			if !legitContains(legit, w.word) {
+				require.NotContains(t, sent, strings.ToLower(w.word), "planted in %q", w.planted)
+			}
+		}
+	}
+	t.Logf("%d corpus strings and %d planted strings written; 0 planted words sent, every core kept where expected", len(writes)-planted, planted)
+}
+
+// legitContains reports whether word is in the legitimate metrics' names,
+// keys or values, as sent.
+func legitContains(legit map[string]telegraf.Metric, word string) bool {
+	word = strings.ToLower(word)
+	for name, m := range legit {
+		if strings.Contains(name, word) {
+			return true
+		}
+		for _, tg := range m.TagList() {
+			if strings.Contains(strings.ToLower(tg.Key+"="+tg.Value), word) {
+				return true
+			}
+		}
+		for _, f := range m.FieldList() {
+			if strings.Contains(strings.ToLower(fmt.Sprint(f.Key, "=", f.Value)), word) {
+				return true
+			}
+		}
+	}
+	return false
 }
