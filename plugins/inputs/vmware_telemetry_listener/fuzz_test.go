@@ -1,6 +1,7 @@
 package vmware_telemetry_listener
 
 import (
+	"bytes"
 	"net/http"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil || lv == telemetry.LevelNone {
 			lv = telemetry.LevelStandard
 		}
-		metrics, n, err := w.decode(body, encoding, lv, time.Unix(0, 0))
+		metrics, n, err := w.decode(bytes.NewReader(body), encoding, lv, time.Unix(0, 0), nil)
 		require.LessOrEqual(t, n, int64(limit+line+1))
 		if err != nil {
 			require.Contains(t, []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge,

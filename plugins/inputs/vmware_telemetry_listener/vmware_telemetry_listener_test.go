@@ -79,13 +79,13 @@ func TestStoresBatchWithProvenance(t *testing.T) {
 			case "gzip":
 				body = gzipBytes(t, body)
 			}
-			resp, msg := ts.do(post{body: body, encoding: enc, key: "batch-1", query: "_c=tkgi-agent&_i=a1b2c3"})
+			resp, msg := ts.do(post{body: body, encoding: enc, key: "batch-1", query: "_c=tkgi-agent&_i=a1b2c3a1b2c3a1b2c3a1b2c3a1b2c3a1"})
 			require.Equal(t, http.StatusCreated, resp.StatusCode, msg)
 
 			want := make([]telegraf.Metric, 0, 3)
 			for i := 0; i < 3; i++ {
 				want = append(want, metric.New("kube_telemetry_nodes",
-					map[string]string{"cluster_uid": pseudonym(i), "collector": "tkgi-agent", "instance": "a1b2c3", "level": "standard"},
+					map[string]string{"cluster_uid": pseudonym(i), "collector": "tkgi-agent", "instance": "a1b2c3a1b2c3a1b2c3a1b2c3a1b2c3a1", "level": "standard"},
 					map[string]interface{}{"total": int64(3), "ready": int64(3), "not_ready": int64(0), "receive_time": fixed.UnixNano()},
 					time.Unix(0, 1_700_000_000_000_000_000+int64(i))))
 			}
@@ -255,7 +255,7 @@ func TestReplayedBatchStoredOnce(t *testing.T) {
 
 	// The key is scoped by instance: another agent's batch with the same
 	// key is its own.
-	resp, msg = ts.do(post{body: body, encoding: "zstd", key: "b-1", query: "_c=tkgi-agent&_i=inst-2"})
+	resp, msg = ts.do(post{body: body, encoding: "zstd", key: "b-1", query: "_c=tkgi-agent&_i=" + strings.Repeat("2", 32)})
 	require.Equal(t, http.StatusCreated, resp.StatusCode, msg)
 	require.Equal(t, 8, ts.pipe.stored("kube_telemetry_nodes"))
 	require.Equal(t, int64(3), ts.l.stats.duplicates.Get())
