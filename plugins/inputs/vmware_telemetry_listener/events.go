@@ -30,7 +30,7 @@ import (
 // the schema is the contract, as the data dictionary is for metrics.
 
 const (
-	eventMeasurement   = "tkgi_event"
+	eventMeasurement = "tkgi_event"
 	// maxEvents caps the events of one request (with max_batch_metrics).
 	maxEvents          = 10000
 	maxEventAttributes = 64

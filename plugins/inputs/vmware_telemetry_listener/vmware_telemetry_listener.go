@@ -80,9 +80,9 @@ type Listener struct {
 	undeliveredBytes *budget
 	// memoryLimit is the Go memory limit before Start set it, or -1.
 	memoryLimit int64
-	listener net.Listener
-	server   *http.Server
-	serveErr chan error
+	listener    net.Listener
+	server      *http.Server
+	serveErr    chan error
 	// stopping is closed when Stop begins; waiting requests answer 503.
 	stopping chan struct{}
 	stopOnce sync.Once
