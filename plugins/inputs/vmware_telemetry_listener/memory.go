@@ -50,19 +50,24 @@ const (
 )
 
 // metricCost is the estimate of m's memory once the listener has added its
-// tags and field; an upper bound of the real cost.
+// tags and field; an upper bound of the real cost. Strings count an eighth
+// more than their length: the allocator rounds them up to a size class.
 func metricCost(m telegraf.Metric) int64 {
-	n := int64(metricCostFixed + len(m.Name()))
+	n := int64(metricCostFixed) + stringCost(m.Name())
 	for _, t := range m.TagList() {
-		n += metricCostPerEntry + int64(len(t.Key)+len(t.Value))
+		n += metricCostPerEntry + stringCost(t.Key) + stringCost(t.Value)
 	}
 	for _, f := range m.FieldList() {
-		n += metricCostPerEntry + int64(len(f.Key))
+		n += metricCostPerEntry + stringCost(f.Key)
 		if s, ok := f.Value.(string); ok {
-			n += int64(len(s))
+			n += stringCost(s)
 		}
 	}
 	return n
+}
+
+func stringCost(s string) int64 {
+	return int64(len(s) + len(s)/8)
 }
 
 // memoryParts are the terms of the memory formula, in bytes.
