@@ -25,11 +25,11 @@ type BatchChecker struct {
 }
 
 // maxShapes bounds the remembered verdicts and maxShapeKey the size of one
-// shape remembered (real metrics' shapes are a few hundred bytes); beyond
-// either, Check runs unmemoized. A checker holds at most about 4 MiB.
+// shape remembered (a node metric's shape is about 300 bytes); beyond
+// either, Check runs unmemoized. A checker holds at most about 3 MiB.
 const (
 	maxShapes   = 4096
-	maxShapeKey = 1024
+	maxShapeKey = 512
 )
 
 // NewBatchChecker returns a checker of d.

@@ -20,8 +20,9 @@ import (
 // scripts/hostile-listener).
 const (
 	// memFixed is the process at rest: Go runtime, Telegraf, the
-	// dictionary, the outputs' buffers of a server.conf-like configuration.
-	memFixed = 48 << 20
+	// dictionary, the outputs' buffers of a server.conf-like configuration,
+	// the binary's pages (60 MB resident measured with configs/server.conf).
+	memFixed = 72 << 20
 	// memPerConnection is one open connection with a request being read:
 	// goroutine, TLS and HTTP buffers, headers within maxHeaderBytes.
 	memPerConnection = 64 << 10
@@ -30,8 +31,9 @@ const (
 	// memPerUndelivered is what a batch waiting for the outputs holds
 	// besides its metrics: its request's goroutine, tracking, claim.
 	memPerUndelivered = 16 << 10
-	// memCheckerCache bounds one BatchChecker's remembered shapes.
-	memCheckerCache = 5 << 20
+	// memCheckerCache bounds one BatchChecker's remembered shapes
+	// (telemetry's maxShapes of at most maxShapeKey bytes, with the map).
+	memCheckerCache = 3 << 20
 
 	// metricCostFixed and metricCostPerEntry estimate a decoded metric's
 	// memory: the metric, its slot in the batch, the tracking wrapper and
@@ -192,16 +194,18 @@ func (c *limitConn) Close() error {
 // which keeps the resident size honest if an estimate above is short.
 func (l *Listener) applyMemoryLimit() {
 	l.memoryLimit = -1
+	bound := l.memoryBound()
 	if !l.SetMemoryLimit {
+		l.Log.Infof("Peak memory bound %d bytes (%s); set_memory_limit is off", bound.peak(), bound)
 		return
 	}
 	if os.Getenv("GOMEMLIMIT") != "" || debug.SetMemoryLimit(-1) != math.MaxInt64 {
-		l.Log.Infof("Go memory limit already set (%d bytes); the listener's bound is %s", debug.SetMemoryLimit(-1), l.memoryBound())
+		l.Log.Infof("Peak memory bound %d bytes (%s); the Go memory limit was already set (%d bytes), left as is",
+			bound.peak(), bound, debug.SetMemoryLimit(-1))
 		return
 	}
-	bound := l.memoryBound()
 	l.memoryLimit = debug.SetMemoryLimit(bound.peak())
-	l.Log.Infof("Go memory limit set to the listener's bound, %s; set_memory_limit = false leaves it alone", bound)
+	l.Log.Infof("Peak memory bound %d bytes (%s); Go memory limit set to it", bound.peak(), bound)
 }
 
 func (l *Listener) restoreMemoryLimit() {
