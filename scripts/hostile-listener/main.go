@@ -100,8 +100,8 @@ var sizes = map[string]size{
 	},
 	// make bench-listener-hostile: configs/server.conf as shipped (defaults).
 	"full": {
-		duration:        60 * time.Second,
-		maxBody: 4 << 20, maxDecompressed: 32 << 20, maxMetrics: 50000,
+		duration: 60 * time.Second,
+		maxBody:  4 << 20, maxDecompressed: 32 << 20, maxMetrics: 50000,
 		bombs: 6, storedBombs: 8, events: 2, slow: 384, longValues: 2, ids: 4,
 		agents: 4, agentBatch: 1000, agentInterval: 500 * time.Millisecond,
 	},
