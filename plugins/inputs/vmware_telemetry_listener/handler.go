@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/influxdata/telegraf"
 
@@ -240,8 +242,8 @@ func (l *Listener) readMetrics(w http.ResponseWriter, r *http.Request, req *requ
 		if err != nil {
 			if statusOf(err) == http.StatusUnprocessableEntity {
 				l.stats.levelRefusals.Incr(1)
-				l.Log.Warnf("Refused a batch from %s/%s (agent dictionary version %q): %v",
-					req.collector, req.instance, req.dictionary, err)
+				l.Log.Warnf("Refused a batch from %s/%s (agent dictionary version %.40q): %s",
+					req.collector, req.instance, req.dictionary, clip(err.Error()))
 			}
 			return nil, 0, err
 		}
@@ -354,6 +356,10 @@ func (l *Listener) readBody(w http.ResponseWriter, r *http.Request) (*body, erro
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return b, errorf(http.StatusRequestEntityTooLarge, "body exceeds max_body_size %d; split the batch", int64(l.MaxBodySize))
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return b, errorf(http.StatusRequestTimeout, "body not received within read_timeout %s", time.Duration(l.ReadTimeout))
 		}
 		if err != nil {
 			return b, wrapError(http.StatusBadRequest, err, "reading body failed")
@@ -470,7 +476,7 @@ func (l *Listener) unavailable(w http.ResponseWriter, req *request, msg string) 
 func (l *Listener) refuse(w http.ResponseWriter, req *request, err error) int {
 	code := statusOf(err)
 	if req != nil && code != http.StatusTooManyRequests && code != http.StatusServiceUnavailable {
-		l.Log.Debugf("Refused request from %s/%s with %d: %v", req.collector, req.instance, code, err)
+		l.Log.Debugf("Refused request from %s/%s with %d: %s", req.collector, req.instance, code, clip(err.Error()))
 	}
 	if (code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
 		l.setRetryAfter(w)
@@ -478,6 +484,21 @@ func (l *Listener) refuse(w http.ResponseWriter, req *request, err error) int {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	fmt.Fprintln(w, err.Error())
+	fmt.Fprintln(w, clip(err.Error()))
 	return code
+}
+
+// maxMessage bounds what a refusal repeats of a client's input (names,
+// keys) in the answer and the log.
+const maxMessage = 512
+
+func clip(msg string) string {
+	if len(msg) <= maxMessage {
+		return msg
+	}
+	cut := maxMessage
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "... (cut)"
 }

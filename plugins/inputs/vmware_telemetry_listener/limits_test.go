@@ -335,3 +335,24 @@ func TestMaxConnections(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestSlowBodyTimesOut(t *testing.T) {
+	ts := startListener(t, func(l *Listener) { l.ReadTimeout = configDuration(300 * time.Millisecond) })
+	c := slowRequest(t, ts, 1<<10, []byte("kube_"))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusRequestTimeout, resp.StatusCode, string(msg))
+	require.Contains(t, string(msg), "read_timeout")
+	require.Eventually(t, func() bool { return ts.l.bodies.inUse() == 0 }, 5*time.Second, 5*time.Millisecond)
+}
+
+func TestRefusalsCutLongInput(t *testing.T) {
+	ts := startListener(t, nil)
+	name := strings.Repeat("m", 50<<10)
+	resp, msg := ts.do(post{body: []byte(name + " f=1i\n")})
+	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, msg)
+	require.Less(t, len(msg), maxMessage+32)
+	require.Contains(t, msg, "... (cut)")
+}
