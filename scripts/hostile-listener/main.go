@@ -73,7 +73,7 @@ type size struct {
 	bombs           int // concurrent expanding-body clients
 	storedBombs     int // valid batches at max_batch_metrics, stored (bounded: they go to the lake)
 	events          int
-	slow            int // slow connections held open
+	slow            int // slow connections held open (more than max_connections)
 	longValues      int
 	ids             int
 	agents          int
@@ -95,14 +95,14 @@ var sizes = map[string]size{
   dedup_max_entries = 20000
 `,
 		maxBody: 1 << 20, maxDecompressed: 4 << 20, maxMetrics: 20000,
-		bombs: 3, storedBombs: 3, events: 1, slow: 48, longValues: 1, ids: 1,
+		bombs: 3, storedBombs: 3, events: 1, slow: 128, longValues: 1, ids: 1,
 		agents: 2, agentBatch: 200, agentInterval: 500 * time.Millisecond,
 	},
 	// make bench-listener-hostile: configs/server.conf as shipped (defaults).
 	"full": {
 		duration: 60 * time.Second,
 		maxBody:  4 << 20, maxDecompressed: 32 << 20, maxMetrics: 50000,
-		bombs: 6, storedBombs: 8, events: 2, slow: 384, longValues: 2, ids: 4,
+		bombs: 6, storedBombs: 8, events: 2, slow: 640, longValues: 2, ids: 4,
 		agents: 4, agentBatch: 1000, agentInterval: 500 * time.Millisecond,
 	},
 }
@@ -114,8 +114,11 @@ const (
 
 var (
 	token  = randomHex(16)
-	client *http.Client
-	base   string // https://127.0.0.1:port
+	client *http.Client // the attackers', keeping connections alive
+	// agentClient opens a connection per batch, as an agent posting every
+	// minute does: it must get one while slow clients hold the others.
+	agentClient *http.Client
+	base        string // https://127.0.0.1:port
 )
 
 func main() {
@@ -141,6 +144,14 @@ func main() {
 		Transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 			MaxIdleConnsPerHost: 64,
+		},
+	}
+
+	agentClient = &http.Client{
+		Timeout: 60 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+			DisableKeepAlives: true,
 		},
 	}
 
@@ -559,7 +570,7 @@ func (a *agent) deliver(body []byte, key string, end time.Time) bool {
 		req.Header.Set(telemetry.HeaderIdempotencyKey, key)
 		req.Header.Set("Authorization", "Bearer "+token)
 		wait := time.Second
-		resp, err := client.Do(req)
+		resp, err := agentClient.Do(req)
 		if err == nil {
 			msg, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
