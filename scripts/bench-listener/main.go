@@ -440,6 +440,8 @@ func listenerConf(batch, port int, acknowledge, dedupFile string) string {
   service_address = "127.0.0.1:%d"
   acknowledge = %q
   max_undelivered_batches = 256
+  ## Throughput, not memory, is measured here (hostile-listener does that).
+  max_undelivered_bytes = "512MiB"
   dedup_file = %q
 [[outputs.discard]]
 `, batch, port, acknowledge, dedupFile)
