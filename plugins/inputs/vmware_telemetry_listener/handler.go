@@ -121,9 +121,6 @@ func (l *Listener) serve(w http.ResponseWriter, r *http.Request, ep endpoint) in
 // tracker or aborts it.
 func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p *pending) (int, error) {
 	metrics, cost, err := l.readMetrics(w, r, req)
-	if err == nil && len(metrics) == 0 {
-		err = errors.New("no metrics in the body")
-	}
 	if err != nil {
 		l.undeliveredBytes.give(cost)
 		l.dedup.abort(p)
@@ -235,9 +232,9 @@ func (l *Listener) readMetrics(w http.ResponseWriter, r *http.Request, req *requ
 		if err != nil {
 			return nil, 0, err
 		}
-		return metrics, 0, nil
 	default:
-		metrics, size, err := l.wire.decode(body.reader(), req.encoding, req.level, req.received, admit.admit)
+		var size int64
+		metrics, size, err = l.wire.decode(body.reader(), req.encoding, req.level, req.received, admit.admit)
 		l.stats.bytesDecompressed.Incr(size)
 		if err != nil {
 			if statusOf(err) == http.StatusUnprocessableEntity {
@@ -247,8 +244,11 @@ func (l *Listener) readMetrics(w http.ResponseWriter, r *http.Request, req *requ
 			}
 			return nil, 0, err
 		}
-		return metrics, 0, nil
 	}
+	if len(metrics) == 0 {
+		return nil, 0, errors.New("no metrics in the body")
+	}
+	return metrics, 0, nil
 }
 
 // admitter checks each decoded metric against max_batch_metrics and takes

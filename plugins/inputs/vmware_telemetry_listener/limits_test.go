@@ -356,3 +356,31 @@ func TestRefusalsCutLongInput(t *testing.T) {
 	require.Less(t, len(msg), maxMessage+32)
 	require.Contains(t, msg, "... (cut)")
 }
+
+func TestRefusedBatchesGiveEverythingBack(t *testing.T) {
+	ts := startListener(t, func(l *Listener) { l.MaxBatchMetrics = 5 })
+	tests := []struct {
+		name     string
+		p        post
+		wantCode int
+	}{
+		{"empty body", post{body: nil}, http.StatusBadRequest},
+		{"empty event array", post{path: "events", body: []byte("[]"), query: "_c=a&_i=b"}, http.StatusBadRequest},
+		{"malformed", post{body: []byte("m f=\n")}, http.StatusBadRequest},
+		{"over the cap", post{body: validBatch(6)}, http.StatusRequestEntityTooLarge},
+		{"refused by the dictionary", post{body: []byte("secret_inventory f=1i\n")}, http.StatusUnprocessableEntity},
+		{"stored", post{body: validBatch(5)}, http.StatusCreated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.p.path == "events" {
+				tt.p.path = ts.l.EventsPath
+			}
+			resp, msg := ts.do(tt.p)
+			require.Equal(t, tt.wantCode, resp.StatusCode, msg)
+			require.Eventually(t, func() bool {
+				return ts.l.tracker.undelivered() == 0 && ts.l.undeliveredBytes.inUse() == 0 && ts.l.bodies.inUse() == 0 && len(ts.l.decoding) == 0
+			}, 5*time.Second, 5*time.Millisecond, "slots and budgets given back")
+		})
+	}
+}
