@@ -258,6 +258,7 @@ type admitter struct {
 	l        *Listener
 	what     string // "metrics" or "events"
 	max      int
+	maxName  string // the setting or rule max comes from
 	n        int
 	used     int64 // estimated bytes of the metrics admitted
 	reserved int64 // taken from the budget, at least used
@@ -266,9 +267,12 @@ type admitter struct {
 const admitStep = 64 << 10
 
 func (l *Listener) admitter(ep endpoint) *admitter {
-	a := &admitter{l: l, what: "metrics", max: l.MaxBatchMetrics}
+	a := &admitter{l: l, what: "metrics", max: l.MaxBatchMetrics, maxName: "max_batch_metrics"}
 	if ep == endpointEvents {
-		a.what, a.max = "events", min(l.MaxBatchMetrics, maxEvents)
+		a.what = "events"
+		if l.MaxBatchMetrics > maxEvents {
+			a.max, a.maxName = maxEvents, "the events endpoint's limit"
+		}
 	}
 	return a
 }
@@ -276,7 +280,7 @@ func (l *Listener) admitter(ep endpoint) *admitter {
 func (a *admitter) admit(m telegraf.Metric) error {
 	a.n++
 	if a.n > a.max {
-		return errorf(http.StatusRequestEntityTooLarge, "more than %d %s in one request (max_batch_metrics); split the batch", a.max, a.what)
+		return errorf(http.StatusRequestEntityTooLarge, "more than %d %s in one request (%s); split the batch", a.max, a.what, a.maxName)
 	}
 	a.used += metricCost(m)
 	if a.used <= a.reserved {

@@ -99,7 +99,7 @@ func TestEventArrayBombBoundedMemory(t *testing.T) {
 	peak := samplePeakHeap(func() {
 		resp, msg := ts.do(post{path: ts.l.EventsPath, query: "_c=tkgi-api&_i=api-1", encoding: "zstd", body: body})
 		require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, msg)
-		require.Contains(t, msg, "more than 10000 events")
+		require.Contains(t, msg, "more than 10000 events in one request (the events endpoint's limit)")
 	})
 	growth := int64(peak) - int64(before.HeapAlloc)
 	t.Logf("heap growth refusing the array: %.1f MiB", float64(growth)/(1<<20))
