@@ -188,7 +188,12 @@ func (c *limitConn) Close() error {
 	return err
 }
 
-// applyMemoryLimit sets the Go memory limit to the formula's peak, unless
+// memNotGo is the part of the fixed memory Go's memory limit does not
+// count: the binary's pages and what the kernel maps for the process.
+const memNotGo = memFixed / 2
+
+// applyMemoryLimit sets the Go memory limit to the formula's peak (less
+// memNotGo), unless
 // set_memory_limit is off or the operator set one (GOMEMLIMIT): the
 // garbage collector then works harder rather than let the heap pass it,
 // which keeps the resident size honest if an estimate above is short.
@@ -204,8 +209,9 @@ func (l *Listener) applyMemoryLimit() {
 			bound.peak(), bound, debug.SetMemoryLimit(-1))
 		return
 	}
-	l.memoryLimit = debug.SetMemoryLimit(bound.peak())
-	l.Log.Infof("Peak memory bound %d bytes (%s); Go memory limit set to it", bound.peak(), bound)
+	limit := bound.peak() - memNotGo
+	l.memoryLimit = debug.SetMemoryLimit(limit)
+	l.Log.Infof("Peak memory bound %d bytes (%s); Go memory limit set to %d MiB", bound.peak(), bound, limit>>20)
 }
 
 func (l *Listener) restoreMemoryLimit() {
