@@ -86,6 +86,7 @@ var sizes = map[string]size{
 	"small": {
 		duration: 12 * time.Second,
 		overrides: `
+  read_timeout = "3s"
   max_body_size = "1MiB"
   max_decompressed_size = "4MiB"
   max_batch_metrics = 20000
@@ -287,6 +288,7 @@ func main() {
 	wg.Wait()
 	agentWG.Wait()
 	hwm := rss(pid, "VmHWM")
+	anon, file := rss(pid, "RssAnon"), rss(pid, "RssFile")
 	lake := countLake(filepath.Join(work, "telemetry.jsonl"))
 	close(samplerStop)
 	<-samplerDone
@@ -306,8 +308,8 @@ func main() {
 	fmt.Printf("\nagents: %d batches of %d metrics sent, %d stored (201/200), %d lost; %d retries; time to stored p50 %s, p99 %s, max %s\n",
 		sent, sz.agentBatch, stored, lost, sumRetries(agents), pct(lat, 0.5), pct(lat, 0.99), pct(lat, 1))
 	fmt.Printf("lake: %d of %d agent metrics present\n", lake, metricsSent)
-	fmt.Printf("peak RSS %d MiB (VmHWM; polled VmRSS max %d MiB), bound %d MiB (%.0f%%), at rest %d MiB\n",
-		hwm>>10, sampled.Load()>>10, bound>>20, 100*float64(hwm<<10)/float64(bound), idle>>10)
+	fmt.Printf("peak RSS %d MiB (VmHWM; polled VmRSS max %d MiB), bound %d MiB (%.0f%%), at rest %d MiB; at the end %d MiB anonymous, %d MiB file-backed\n",
+		hwm>>10, sampled.Load()>>10, bound>>20, 100*float64(hwm<<10)/float64(bound), idle>>10, anon>>10, file>>10)
 	if hwm<<10 > bound {
 		fmt.Println("FAIL: peak RSS above the bound")
 		failed = true

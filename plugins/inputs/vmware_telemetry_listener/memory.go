@@ -188,9 +188,10 @@ func (c *limitConn) Close() error {
 	return err
 }
 
-// memNotGo is the part of the fixed memory Go's memory limit does not
-// count: the binary's pages and what the kernel maps for the process.
-const memNotGo = memFixed / 2
+// memNotGo is what the resident size holds beyond the memory Go's limit
+// counts: the binary's pages (RssFile, 46-47 MB at rest and under the
+// hostile run) and a margin for pages the runtime has not returned yet.
+const memNotGo = 56 << 20
 
 // applyMemoryLimit sets the Go memory limit to the formula's peak (less
 // memNotGo), unless
