@@ -26,7 +26,7 @@ export CGO_ENABLED = 0
 export GOFLAGS     = -buildvcs=false
 
 .PHONY: all build demo test test-deps test-kubeseed lint clean image dropin-compare fuzz \
-	bench-binary bench-kube-telemetry bench-telemetry-output bench-listener \
+	bench-binary bench-kube-telemetry bench-telemetry-output bench-listener bench-listener-hostile \
 	kube-up kube-down kube-smoke dictionary
 
 all: build
@@ -42,10 +42,12 @@ demo: build
 
 # Every test: Go unit and integration tests against the built binary (each
 # package that needs a kube-apiserver starts its own from scripts/), the
-# seeder's tests (own module), then the drop-in comparison with upstream.
+# seeder's tests (own module), the hostile clients against the server role
+# at a small size, then the drop-in comparison with upstream.
 test: test-deps build
 	TELEGRAF_TKGI_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 60m ./...
 	$(MAKE) --no-print-directory test-kubeseed
+	scripts/hostile-listener.sh $(BIN) -size small
 	CACHE=$(CACHE) scripts/dropin-compare.sh $(BIN)
 
 test-kubeseed:
@@ -96,6 +98,11 @@ bench-telemetry-output:
 # The listener against stock http_listener_v2, agents posting concurrently.
 bench-listener: build
 	scripts/bench-listener.sh $(BIN)
+
+# The server role (configs/server.conf as shipped) under hostile clients
+# while agents post: peak RSS against the listener's memory bound.
+bench-listener-hostile: build
+	scripts/hostile-listener.sh $(BIN) -size full
 
 dropin-compare: build
 	CACHE=$(CACHE) scripts/dropin-compare.sh $(BIN)

@@ -293,7 +293,7 @@ func TestServerConf(t *testing.T) {
 	body := []byte(fmt.Sprintf("kube_telemetry_pods,cluster_uid=%s total=12i,running=10i,pending=2i 1700000000000000000\n",
 		strings.Repeat("ab", telemetry.PseudonymLength/2)))
 	post := func() *http.Response {
-		req, err := http.NewRequest(http.MethodPost, serverURL(port)+"?_c="+collectorID+"&_i=0123456789abcdef", bytes.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, serverURL(port)+"?_c="+collectorID+"&_i=0123456789abcdef0123456789abcdef", bytes.NewReader(body))
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", telemetry.ContentType)

@@ -101,7 +101,7 @@ func main() {
 		{
 			name:     "vmware_telemetry_listener",
 			conf:     listenerConf(*batch, listenerPort, "delivered", filepath.Join(work, "dedup.log")),
-			path:     fmt.Sprintf("http://127.0.0.1:%d/ph/api/hyper/send?_c=bench&_i=agent", listenerPort),
+			path:     fmt.Sprintf("http://127.0.0.1:%d/ph/api/hyper/send?_c=bench&_i=0123456789abcdef0123456789abcdef", listenerPort),
 			headers:  map[string]string{"Content-Type": telemetry.ContentType, telemetry.HeaderLevel: "standard", "Content-Encoding": "zstd"},
 			bodies:   zbodies,
 			encoding: "zstd",
@@ -110,7 +110,7 @@ func main() {
 		{
 			name:     "listener (accepted)",
 			conf:     listenerConf(*batch, acceptedPort, "accepted", filepath.Join(work, "dedup-accepted.log")),
-			path:     fmt.Sprintf("http://127.0.0.1:%d/ph/api/hyper/send?_c=bench&_i=agent", acceptedPort),
+			path:     fmt.Sprintf("http://127.0.0.1:%d/ph/api/hyper/send?_c=bench&_i=0123456789abcdef0123456789abcdef", acceptedPort),
 			headers:  map[string]string{"Content-Type": telemetry.ContentType, telemetry.HeaderLevel: "standard", "Content-Encoding": "zstd"},
 			bodies:   zbodies,
 			encoding: "zstd",
@@ -440,6 +440,8 @@ func listenerConf(batch, port int, acknowledge, dedupFile string) string {
   service_address = "127.0.0.1:%d"
   acknowledge = %q
   max_undelivered_batches = 256
+  ## Throughput, not memory, is measured here (hostile-listener does that).
+  max_undelivered_bytes = "512MiB"
   dedup_file = %q
 [[outputs.discard]]
 `, batch, port, acknowledge, dedupFile)

@@ -14,20 +14,27 @@ import (
 // differ only in pseudonyms and in non-string field values (the node
 // series of one cluster: same OS, kernel and versions, another node) share
 // a verdict, and the pattern matching runs once per batch, not per metric.
-// The verdicts are remembered for the checker's life, up to a bound. Not
-// safe for concurrent use: use one per goroutine or per batch.
+// The verdicts are remembered for the checker's life, up to a bound, and
+// only passing ones of shapes up to maxShapeKey bytes: a client's long
+// values or refused metrics never stay in memory after their batch.
+// Not safe for concurrent use: use one per goroutine or per batch.
 type BatchChecker struct {
 	dict     *Dictionary
-	verdicts map[string]error
+	verdicts map[string]struct{} // shapes that passed
 	key      []byte
 }
 
-// maxShapes bounds the remembered verdicts; beyond it Check runs unmemoized.
-const maxShapes = 4096
+// maxShapes bounds the remembered verdicts and maxShapeKey the size of one
+// shape remembered (a node metric's shape is about 300 bytes); beyond
+// either, Check runs unmemoized. A checker holds at most about 3 MiB.
+const (
+	maxShapes   = 4096
+	maxShapeKey = 512
+)
 
 // NewBatchChecker returns a checker of d.
 func (d *Dictionary) NewBatchChecker() *BatchChecker {
-	return &BatchChecker{dict: d, verdicts: make(map[string]error)}
+	return &BatchChecker{dict: d, verdicts: make(map[string]struct{})}
 }
 
 // Check checks every metric at level and returns the first error (as
@@ -35,20 +42,14 @@ func (d *Dictionary) NewBatchChecker() *BatchChecker {
 func (c *BatchChecker) Check(metrics []telegraf.Metric, level Level) error {
 	for _, m := range metrics {
 		c.key = c.shape(c.key[:0], m, level)
-		if err, ok := c.verdicts[string(c.key)]; ok {
-			if err != nil {
-				// Same shape, same verdict; the message names this metric's
-				// measurement and key, which the shape fixes.
-				return err
-			}
-			continue
+		if _, ok := c.verdicts[string(c.key)]; ok {
+			continue // same shape, passed before
 		}
-		err := c.dict.Check(m, level)
-		if len(c.verdicts) < maxShapes {
-			c.verdicts[string(c.key)] = err
-		}
-		if err != nil {
+		if err := c.dict.Check(m, level); err != nil {
 			return err
+		}
+		if len(c.verdicts) < maxShapes && len(c.key) <= maxShapeKey {
+			c.verdicts[string(c.key)] = struct{}{}
 		}
 	}
 	return nil

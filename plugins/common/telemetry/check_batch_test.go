@@ -107,3 +107,26 @@ func TestBatchCheckerRandomized(t *testing.T) {
 	}
 	require.LessOrEqual(t, len(c.verdicts), maxShapes)
 }
+
+func TestBatchCheckerKeepsNoLongOrRefusedShapes(t *testing.T) {
+	c := DefaultDictionary().NewBatchChecker()
+	long := strings.Repeat("x", 4*maxShapeKey)
+	tests := []struct {
+		name   string
+		metric telegraf.Metric
+	}{
+		{"refused metric", metric.New("not_in_dictionary", map[string]string{"k": long}, map[string]any{"v": 1}, time.Unix(0, 0))},
+		{"refused long value", receivedNode(long, long, true)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Error(t, c.Check([]telegraf.Metric{tt.metric}, LevelStandard))
+			require.Empty(t, c.verdicts)
+		})
+	}
+	require.NoError(t, c.Check([]telegraf.Metric{receivedNode(pseudo(1), "Ubuntu 22.04.4 LTS", true)}, LevelStandard))
+	require.Len(t, c.verdicts, 1)
+	for k := range c.verdicts {
+		require.LessOrEqual(t, len(k), maxShapeKey)
+	}
+}

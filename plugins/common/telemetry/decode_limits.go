@@ -61,7 +61,18 @@ func NewStreamDecoder(maxDecompressed, maxLine int64) (*StreamDecoder, error) {
 // and over the size limit, the size wins (ErrTooLarge), so the answer does
 // not depend on where in the body the first bad line is.
 func (d *StreamDecoder) Decode(body []byte, encoding string, now time.Time) ([]telegraf.Metric, int64, error) {
-	src, release, err := d.decompressor(body, encoding)
+	// A bytes.Reader, not a bytes.Buffer: zstd decodes a Buffer all at once.
+	return d.DecodeFunc(bytes.NewReader(body), encoding, now, nil)
+}
+
+// DecodeFunc is Decode reading the compressed body from src, calling admit
+// (when not nil) with each metric as soon as it is decoded, before the next
+// line is read. An error from admit stops decoding at once and is returned
+// as is: that is how a caller caps the metrics of one body, or the memory
+// they take, while decoding rather than after. src must not be a
+// *bytes.Buffer (zstd would read it whole).
+func (d *StreamDecoder) DecodeFunc(src io.Reader, encoding string, now time.Time, admit func(telegraf.Metric) error) ([]telegraf.Metric, int64, error) {
+	src, release, err := d.decompressor(src, encoding)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -88,6 +99,11 @@ func (d *StreamDecoder) Decode(body []byte, encoding string, now time.Time) ([]t
 			}
 			return nil, lr.n, lr.drainOr(fmt.Errorf("%w: %w", ErrMalformed, err))
 		}
+		if admit != nil {
+			if err := admit(m); err != nil {
+				return nil, lr.n, err
+			}
+		}
 		out = append(out, m)
 	}
 	if lr.err != nil && !errors.Is(lr.err, io.EOF) {
@@ -99,15 +115,55 @@ func (d *StreamDecoder) Decode(body []byte, encoding string, now time.Time) ([]t
 	return out, lr.n, nil
 }
 
+// Open returns a reader of the decompressed body read from src that fails
+// with ErrTooLarge once more than the decompressed size limit has been read
+// (ErrCorrupt for a corrupt body), for callers that parse other formats as
+// a stream (the listener's JSON events). The memory is the decompressor's
+// window, whatever the body expands to. close hands the decompressor back;
+// call it once done with the reader.
+func (d *StreamDecoder) Open(src io.Reader, encoding string) (r io.Reader, closeFn func(), err error) {
+	dr, release, err := d.decompressor(src, encoding)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &limitReader{src: dr, left: d.maxDecompressed, errs: lineReader{maxDecompressed: d.maxDecompressed, encoding: encoding}}, release, nil
+}
+
+// limitReader reads at most left bytes, then fails with ErrTooLarge.
+type limitReader struct {
+	src  io.Reader
+	left int64
+	errs lineReader // words the errors as Decode does
+	err  error
+}
+
+func (r *limitReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if int64(len(p)) > r.left+1 {
+		p = p[:r.left+1]
+	}
+	n, err := r.src.Read(p)
+	if int64(n) > r.left {
+		r.err = r.errs.tooLarge()
+		return 0, r.err
+	}
+	r.left -= int64(n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		r.err = r.errs.readError(err)
+		err = r.err
+	}
+	return n, err
+}
+
 // decompressor returns a reader of the decompressed body and a function
 // handing its decoder back to the pool.
-func (d *StreamDecoder) decompressor(body []byte, encoding string) (io.Reader, func(), error) {
+func (d *StreamDecoder) decompressor(in io.Reader, encoding string) (io.Reader, func(), error) {
 	enc, ok := ParseEncoding(encoding)
 	if !ok {
 		return nil, nil, fmt.Errorf("content encoding %q: %w; use %q, %q or %q", encoding, ErrUnsupportedEncoding, EncodingZstd, EncodingGzip, EncodingIdentity)
 	}
-	// A bytes.Reader, not a bytes.Buffer: zstd decodes a Buffer all at once.
-	in := bytes.NewReader(body)
 	switch enc {
 	case EncodingZstd:
 		var zr *zstd.Decoder

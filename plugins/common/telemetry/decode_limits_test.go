@@ -3,12 +3,14 @@ package telemetry
 import (
 	"bytes"
 	"errors"
+	"io"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -285,6 +287,68 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/metric")
+		})
+	}
+}
+
+func TestStreamDecodeFuncStopsAtAdmitError(t *testing.T) {
+	dec, err := NewStreamDecoder(1<<20, 1<<10)
+	require.NoError(t, err)
+	errStop := errors.New("enough")
+	body := strings.Repeat("m f=1i\n", 50000) + "broken\n"
+	for _, enc := range []string{EncodingZstd, EncodingGzip, EncodingIdentity} {
+		t.Run(enc, func(t *testing.T) {
+			c, err := NewCompressor(enc)
+			require.NoError(t, err)
+			compressed, err := c.Compress(nil, []byte(body))
+			require.NoError(t, err)
+			seen := 0
+			_, n, err := dec.DecodeFunc(bytes.NewReader(compressed), enc, time.Now(), func(telegraf.Metric) error {
+				seen++
+				if seen == 10 {
+					return errStop
+				}
+				return nil
+			})
+			require.ErrorIs(t, err, errStop, "the admit error, not the later malformed line")
+			require.Equal(t, 10, seen)
+			require.Less(t, n, int64(len(body)), "decoding stopped before the end")
+		})
+	}
+}
+
+func TestStreamOpenLimitsDecompressedSize(t *testing.T) {
+	const limit = 4096
+	dec, err := NewStreamDecoder(limit, 64)
+	require.NoError(t, err)
+	tests := []struct {
+		name    string
+		body    []byte
+		enc     string
+		wantErr error
+	}{
+		{"zstd at the limit", zstdBytes(t, bytes.Repeat([]byte("x"), limit)), EncodingZstd, nil},
+		{"zstd bomb", zstdBytes(t, make([]byte, 64<<20)), EncodingZstd, ErrTooLarge},
+		{"gzip bomb", gzipBytes(t, make([]byte, 1<<20)), EncodingGzip, ErrTooLarge},
+		{"identity over", bytes.Repeat([]byte("x"), limit+1), EncodingIdentity, ErrTooLarge},
+		{"corrupt gzip", append(gzipBytes(t, []byte("abc"))[:12], 0xff, 0xff), EncodingGzip, ErrCorrupt},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, closeFn, err := dec.Open(bytes.NewReader(tt.body), tt.enc)
+			if err == nil {
+				defer closeFn()
+				var n int64
+				n, err = io.Copy(io.Discard, r)
+				if tt.wantErr == nil {
+					require.Equal(t, int64(limit), n)
+				}
+			}
+			if tt.wantErr == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, tt.wantErr)
 		})
 	}
 }

@@ -63,7 +63,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 	body := zstdBytes(b, nodeBatch(1000))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := w.decode(body, "zstd", telemetry.LevelStandard, time.Now()); err != nil {
+		if _, _, err := w.decode(bytes.NewReader(body), "zstd", telemetry.LevelStandard, time.Now(), nil); err != nil {
 			b.Fatal(err)
 		}
 	}

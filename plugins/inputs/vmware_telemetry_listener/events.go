@@ -1,6 +1,7 @@
 package vmware_telemetry_listener
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -29,7 +30,8 @@ import (
 // the schema is the contract, as the data dictionary is for metrics.
 
 const (
-	eventMeasurement   = "tkgi_event"
+	eventMeasurement = "tkgi_event"
+	// maxEvents caps the events of one request (with max_batch_metrics).
 	maxEvents          = 10000
 	maxEventAttributes = 64
 	maxNameLen         = 64
@@ -50,47 +52,136 @@ var severities = map[string]bool{"info": true, "warning": true, "error": true}
 // reservedEventFields are written by the listener; attributes may not use them.
 var reservedEventFields = map[string]bool{"event_id": true, fieldReceiveTime: true}
 
-// parseEvents decodes and validates a whole body; any bad event refuses
-// the body (400 naming the event's index and key), so nothing is partly stored.
-func parseEvents(data []byte, now time.Time) ([]telegraf.Metric, error) {
-	if !utf8.Valid(data) {
-		return nil, errors.New("body is not valid UTF-8")
-	}
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	if len(trimmed) == 0 {
+// parseEvents decodes and validates a body as a stream, one event at a
+// time: no event may take more than maxEventSize bytes of JSON, and admit
+// is called with each event's metric as soon as it is decoded (it caps the
+// count and the memory). The body is never held whole, so an array of
+// millions of empty objects is refused after the first ones beyond the
+// limits. Any bad event refuses the body (400 naming the event's index and
+// key), so nothing is partly stored.
+func parseEvents(src io.Reader, now time.Time, maxEventSize int64, admit func(telegraf.Metric) error) ([]telegraf.Metric, error) {
+	lim := &eventLimitReader{src: src}
+	br := bufio.NewReaderSize(lim, 512)
+	lim.allow(maxEventSize)
+	first, err := firstByte(br)
+	if errors.Is(err, io.EOF) {
 		return nil, errors.New("empty body: send a JSON event object or an array of them")
 	}
-
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
-	var docs []eventDoc
-	if trimmed[0] == '[' {
-		if err := dec.Decode(&docs); err != nil {
-			return nil, fmt.Errorf("decoding events: %w", err)
-		}
-	} else {
-		var d eventDoc
-		if err := dec.Decode(&d); err != nil {
-			return nil, fmt.Errorf("decoding event: %w", err)
-		}
-		docs = []eventDoc{d}
+	if err != nil {
+		return nil, eventsReadError(err, 0, maxEventSize)
 	}
+	dec := json.NewDecoder(br)
+
+	var metrics []telegraf.Metric
+	one := func(i int) error {
+		lim.allow(maxEventSize)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return eventsReadError(err, i, maxEventSize)
+		}
+		m, err := parseEvent(raw, now)
+		if err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+		if err := admit(m); err != nil {
+			return err
+		}
+		metrics = append(metrics, m)
+		return nil
+	}
+	if first == '[' {
+		lim.allow(maxEventSize)
+		if _, err := dec.Token(); err != nil {
+			return nil, eventsReadError(err, 0, maxEventSize)
+		}
+		for i := 0; ; i++ {
+			lim.allow(maxEventSize)
+			if !dec.More() {
+				break
+			}
+			if err := one(i); err != nil {
+				return nil, err
+			}
+		}
+		lim.allow(maxEventSize)
+		if _, err := dec.Token(); err != nil {
+			return nil, eventsReadError(err, len(metrics), maxEventSize)
+		}
+	} else if err := one(0); err != nil {
+		return nil, err
+	}
+	lim.allow(maxEventSize)
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("trailing data after the JSON document")
 	}
-	if len(docs) > maxEvents {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "%d events in one request; at most %d", len(docs), maxEvents)
-	}
-
-	metrics := make([]telegraf.Metric, 0, len(docs))
-	for i := range docs {
-		m, err := docs[i].toMetric(now)
-		if err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
-		}
-		metrics = append(metrics, m)
-	}
 	return metrics, nil
+}
+
+// parseEvent checks one event's JSON and makes its metric.
+func parseEvent(raw json.RawMessage, now time.Time) (telegraf.Metric, error) {
+	if !utf8.Valid(raw) {
+		return nil, errors.New("not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var d eventDoc
+	if err := dec.Decode(&d); err != nil {
+		return nil, err
+	}
+	return d.toMetric(now)
+}
+
+// firstByte skips whitespace and peeks at the first byte of the document.
+func firstByte(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return b, br.UnreadByte()
+	}
+}
+
+// errEventTooLarge is the eventLimitReader's refusal to read on.
+var errEventTooLarge = errors.New("event too large")
+
+func eventsReadError(err error, i int, maxEventSize int64) error {
+	switch {
+	case errors.Is(err, errEventTooLarge):
+		return errorf(http.StatusRequestEntityTooLarge, "event %d is larger than max_line_size (%d bytes)", i, maxEventSize)
+	case errors.Is(err, telemetry.ErrTooLarge), errors.Is(err, telemetry.ErrCorrupt):
+		return decodeError(err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("decoding event %d: unexpected end of the JSON document", i)
+	}
+	return fmt.Errorf("decoding event %d: %w", i, err)
+}
+
+// eventLimitReader lets the JSON decoder read at most a given number of
+// bytes for the event it decodes (allow, before each): the decoder buffers
+// a whole value, so this bounds its memory to about twice the largest
+// event allowed, whatever the body holds.
+type eventLimitReader struct {
+	src  io.Reader
+	left int64
+}
+
+func (r *eventLimitReader) allow(n int64) { r.left = n }
+
+func (r *eventLimitReader) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		return 0, errEventTooLarge
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
+	n, err := r.src.Read(p)
+	r.left -= int64(n)
+	return n, err
 }
 
 func (d *eventDoc) toMetric(now time.Time) (telegraf.Metric, error) {

@@ -40,7 +40,7 @@ func TestParseEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseEvents([]byte(tt.body), now)
+			got, err := parseEvents(strings.NewReader(tt.body), now, 64<<10, func(telegraf.Metric) error { return nil })
 			require.NoError(t, err)
 			testutil.RequireMetricsEqual(t, tt.want, got)
 		})
@@ -77,7 +77,7 @@ func TestParseEventsRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseEvents([]byte(tt.body), time.Now())
+			got, err := parseEvents(strings.NewReader(tt.body), time.Now(), 64<<10, func(telegraf.Metric) error { return nil })
 			require.ErrorContains(t, err, tt.want)
 			require.Nil(t, got)
 		})

@@ -1,10 +1,12 @@
 package vmware_telemetry_listener
 
 import (
+	"bytes"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
 	"github.com/stretchr/testify/require"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
@@ -37,7 +39,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil || lv == telemetry.LevelNone {
 			lv = telemetry.LevelStandard
 		}
-		metrics, n, err := w.decode(body, encoding, lv, time.Unix(0, 0))
+		metrics, n, err := w.decode(bytes.NewReader(body), encoding, lv, time.Unix(0, 0), nil)
 		require.LessOrEqual(t, n, int64(limit+line+1))
 		if err != nil {
 			require.Contains(t, []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge,
@@ -47,6 +49,39 @@ func FuzzDecode(f *testing.F) {
 		}
 		for _, m := range metrics {
 			require.NoError(t, w.dict.Check(m, lv))
+		}
+	})
+}
+
+// FuzzParseEvents drives the streamed events decoder. Properties: no
+// panic; a refusal is 400 or 413; no more events than the cap, each within
+// the event size limit's schema.
+func FuzzParseEvents(f *testing.F) {
+	f.Add([]byte(`{"type":"a"}`))
+	f.Add([]byte(`[{"type":"a","attributes":{"n":1,"s":"x","b":true}},{"type":"b"}]`))
+	f.Add([]byte(`[{},{},{}]`))
+	f.Add([]byte(`[{"type":"a"}] trailing`))
+	f.Add([]byte("[\xff]"))
+	f.Add([]byte(`[{"type":"a","attributes":{"o":{"x":[1,2]}}}`))
+	const maxEvent, maxCount = 256, 8
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n := 0
+		metrics, err := parseEvents(bytes.NewReader(body), time.Unix(0, 0), maxEvent, func(m telegraf.Metric) error {
+			n++
+			if n > maxCount {
+				return errorf(http.StatusRequestEntityTooLarge, "too many")
+			}
+			return nil
+		})
+		if err != nil {
+			require.Contains(t, []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge}, statusOf(err), "%v", err)
+			require.Nil(t, metrics)
+			return
+		}
+		// "[]" decodes to no events; the handler answers that with 400.
+		require.LessOrEqual(t, len(metrics), maxCount)
+		for _, m := range metrics {
+			require.Equal(t, eventMeasurement, m.Name())
 		}
 	})
 }

@@ -1,14 +1,17 @@
 package vmware_telemetry_listener
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/influxdata/telegraf"
 
@@ -117,19 +120,9 @@ func (l *Listener) serve(w http.ResponseWriter, r *http.Request, ep endpoint) in
 // p is owned by the caller's claim: every path either hands it to the
 // tracker or aborts it.
 func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p *pending) (int, error) {
-	if !l.tracker.tryAcquire() {
-		l.dedup.abort(p)
-		l.stats.backpressure.Incr(1)
-		l.setRetryAfter(w)
-		return 0, errorf(http.StatusTooManyRequests,
-			"%d batches are waiting for the outputs (max_undelivered_batches); retry later", l.MaxUndeliveredBatches)
-	}
-	metrics, err := l.readMetrics(w, r, req)
-	if err == nil && len(metrics) == 0 {
-		err = errors.New("no metrics in the body")
-	}
+	metrics, cost, err := l.readMetrics(w, r, req)
 	if err != nil {
-		l.tracker.release()
+		l.undeliveredBytes.give(cost)
 		l.dedup.abort(p)
 		return 0, err
 	}
@@ -142,7 +135,7 @@ func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p
 	n := int64(len(metrics))
 
 	if l.Acknowledge == ackAccepted {
-		l.tracker.add(metrics, func(bool) {})
+		l.tracker.add(metrics, func(bool) { l.undeliveredBytes.give(cost) })
 		if err := l.dedup.commit(p, req.received); err != nil {
 			l.Log.Errorf("Recording key of batch from %s/%s: %v", req.collector, req.instance, err)
 		}
@@ -152,6 +145,7 @@ func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p
 
 	received := req.received
 	l.tracker.add(metrics, func(delivered bool) {
+		l.undeliveredBytes.give(cost)
 		if !delivered {
 			l.dedup.abort(p)
 			return
@@ -188,71 +182,194 @@ func (l *Listener) wait(r *http.Request, p *pending) bool {
 	}
 }
 
-// readMetrics reads the body within max_body_size and decodes it within the
-// decompressed and line size limits.
-func (l *Listener) readMetrics(w http.ResponseWriter, r *http.Request, req *request) ([]telegraf.Metric, error) {
+// readMetrics reads the whole body, then takes a pipeline slot and a
+// decoding slot and decodes it, in that order: a slow sender holds only the
+// bytes it sent (from max_body_buffer), never a slot real agents need. The
+// decoded metrics' estimated memory (cost) is taken from
+// max_undelivered_bytes while decoding and stays taken until the outputs
+// have written them; on error the caller gives cost back. On success the
+// pipeline slot is the caller's (tracker.add gives it back on delivery).
+func (l *Listener) readMetrics(w http.ResponseWriter, r *http.Request, req *request) (metrics []telegraf.Metric, cost int64, err error) {
 	body, err := l.readBody(w, r)
-	l.stats.bytesRaw.Incr(int64(len(body)))
+	defer l.bodies.give(body.taken)
+	l.stats.bytesRaw.Incr(body.size)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 
-	// Decoding is CPU-bound: no more at once than there are CPUs, which
-	// also bounds the memory of bodies being decoded.
+	if !l.tracker.tryAcquire() {
+		l.stats.backpressure.Incr(1)
+		return nil, 0, errorf(http.StatusTooManyRequests,
+			"%d batches are waiting for the outputs (max_undelivered_batches); retry later", l.MaxUndeliveredBatches)
+	}
+	defer func() {
+		if err != nil {
+			l.tracker.release()
+		}
+	}()
+
+	// Decoding is CPU-bound: no more at once than there are CPUs (at most
+	// maxDecodeSlots), which also bounds the decompressors' memory.
 	select {
 	case l.decoding <- struct{}{}:
 		defer func() { <-l.decoding }()
 	case <-r.Context().Done():
-		return nil, wrapError(http.StatusServiceUnavailable, r.Context().Err(), "request ended while waiting to decode")
+		return nil, 0, wrapError(http.StatusServiceUnavailable, r.Context().Err(), "request ended while waiting to decode")
 	}
 
+	admit := l.admitter(req.endpoint)
+	defer func() { cost = admit.reserved }()
 	switch req.endpoint {
 	case endpointEvents:
-		data, err := l.wire.decompress(body, req.encoding)
-		l.stats.bytesDecompressed.Incr(int64(len(data)))
+		src, closeFn, err := l.wire.batches.Open(body.reader(), req.encoding)
 		if err != nil {
-			return nil, err
+			return nil, 0, decodeError(err)
 		}
-		return parseEvents(data, req.received)
+		defer closeFn()
+		counted := &countingReader{r: src}
+		metrics, err = parseEvents(counted, req.received, int64(l.MaxLineSize), admit.admit)
+		l.stats.bytesDecompressed.Incr(counted.n)
+		if err != nil {
+			return nil, 0, err
+		}
 	default:
-		metrics, size, err := l.wire.decode(body, req.encoding, req.level, req.received)
+		var size int64
+		metrics, size, err = l.wire.decode(body.reader(), req.encoding, req.level, req.received, admit.admit)
 		l.stats.bytesDecompressed.Incr(size)
 		if err != nil {
 			if statusOf(err) == http.StatusUnprocessableEntity {
 				l.stats.levelRefusals.Incr(1)
-				l.Log.Warnf("Refused a batch from %s/%s (agent dictionary version %q): %v",
-					req.collector, req.instance, req.dictionary, err)
+				l.Log.Warnf("Refused a batch from %s/%s (agent dictionary version %.40q): %s",
+					req.collector, req.instance, req.dictionary, clip(err.Error()))
 			}
-			return nil, err
+			return nil, 0, err
 		}
-		return metrics, nil
 	}
+	if len(metrics) == 0 {
+		return nil, 0, errors.New("no metrics in the body")
+	}
+	return metrics, 0, nil
 }
 
-// readBody reads the whole body within max_body_size, in one allocation
-// when the client sent Content-Length.
-func (l *Listener) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// admitter checks each decoded metric against max_batch_metrics and takes
+// its estimated memory from max_undelivered_bytes, in steps of
+// admitStep bytes to keep the budget's lock out of the way.
+type admitter struct {
+	l        *Listener
+	what     string // "metrics" or "events"
+	max      int
+	maxName  string // the setting or rule max comes from
+	n        int
+	used     int64 // estimated bytes of the metrics admitted
+	reserved int64 // taken from the budget, at least used
+}
+
+const admitStep = 64 << 10
+
+func (l *Listener) admitter(ep endpoint) *admitter {
+	a := &admitter{l: l, what: "metrics", max: l.MaxBatchMetrics, maxName: "max_batch_metrics"}
+	if ep == endpointEvents {
+		a.what = "events"
+		if l.MaxBatchMetrics > maxEvents {
+			a.max, a.maxName = maxEvents, "the events endpoint's limit"
+		}
+	}
+	return a
+}
+
+func (a *admitter) admit(m telegraf.Metric) error {
+	a.n++
+	if a.n > a.max {
+		return errorf(http.StatusRequestEntityTooLarge, "more than %d %s in one request (%s); split the batch", a.max, a.what, a.maxName)
+	}
+	a.used += metricCost(m)
+	if a.used <= a.reserved {
+		return nil
+	}
+	total := int64(a.l.MaxUndeliveredBytes)
+	if a.used > total {
+		return errorf(http.StatusRequestEntityTooLarge,
+			"the %s decoded so far take more than max_undelivered_bytes (%d bytes) in memory; split the batch", a.what, total)
+	}
+	step := min(max(a.used-a.reserved, admitStep), total-a.reserved)
+	if !a.l.undeliveredBytes.take(step) {
+		a.l.stats.backpressure.Incr(1)
+		return errorf(http.StatusTooManyRequests,
+			"decoded batches waiting for the outputs fill max_undelivered_bytes (%d bytes); retry later", total)
+	}
+	a.reserved += step
+	return nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// body is a request body read in chunks of up to bodyChunk bytes, each
+// taken from max_body_buffer as it arrives: a slow sender holds only what
+// it sent, for at most read_timeout.
+type body struct {
+	chunks [][]byte
+	size   int64 // bytes read
+	taken  int64 // bytes taken from the body budget
+}
+
+// reader reads the chunks in order; not a bytes.Buffer, so zstd streams.
+func (b *body) reader() io.Reader {
+	rs := make([]io.Reader, len(b.chunks))
+	for i, c := range b.chunks {
+		rs[i] = bytes.NewReader(c)
+	}
+	return io.MultiReader(rs...)
+}
+
+// readBody reads the whole body within max_body_size and max_body_buffer.
+// The returned body is never nil; its bytes are taken from the budget even
+// on error, for the caller to give back.
+func (l *Listener) readBody(w http.ResponseWriter, r *http.Request) (*body, error) {
 	src := http.MaxBytesReader(w, r.Body, int64(l.MaxBodySize))
-	var (
-		body []byte
-		err  error
-	)
-	if r.ContentLength > 0 {
-		body = make([]byte, r.ContentLength)
-		var n int
-		n, err = io.ReadFull(src, body)
-		body = body[:n]
-	} else {
-		body, err = io.ReadAll(src)
+	b := &body{}
+	for r.ContentLength < 0 || b.size < r.ContentLength {
+		size := int64(bodyChunk)
+		if r.ContentLength >= 0 {
+			size = min(size, r.ContentLength-b.size)
+		}
+		if !l.bodies.take(size) {
+			l.stats.backpressure.Incr(1)
+			return b, errorf(http.StatusTooManyRequests,
+				"the server holds max_body_buffer (%d bytes) of bodies being received; retry later", int64(l.MaxBodyBuffer))
+		}
+		b.taken += size
+		chunk := make([]byte, size)
+		n, err := io.ReadFull(src, chunk)
+		if n > 0 {
+			b.chunks = append(b.chunks, chunk[:n])
+			b.size += int64(n)
+		}
+		if r.ContentLength < 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			break
+		}
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return b, errorf(http.StatusRequestEntityTooLarge, "body exceeds max_body_size %d; split the batch", int64(l.MaxBodySize))
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return b, errorf(http.StatusRequestTimeout, "body not received within read_timeout %s", time.Duration(l.ReadTimeout))
+		}
+		if err != nil {
+			return b, wrapError(http.StatusBadRequest, err, "reading body failed")
+		}
 	}
-	if err == nil {
-		return body, nil
-	}
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return body, errorf(http.StatusRequestEntityTooLarge, "body exceeds max_body_size %d; split the batch", int64(l.MaxBodySize))
-	}
-	return body, wrapError(http.StatusBadRequest, err, "reading body failed")
+	return b, nil
 }
 
 // parseRequest checks the query, the headers and the content type.
@@ -262,11 +379,15 @@ func (l *Listener) parseRequest(r *http.Request, ep endpoint) (*request, error) 
 	req.collector = q.Get(queryCollector)
 	req.instance = q.Get(queryInstance)
 	if !telemetry.ValidID(req.collector) {
-		return nil, errorf(http.StatusBadRequest, "query parameter %s %q: give the collector id, 1-%d of letters, digits, '.', '_', '-' or ':'",
+		return nil, errorf(http.StatusBadRequest, "query parameter %s %.40q: give the collector id, 1-%d of letters, digits, '.', '_', '-' or ':'",
 			queryCollector, req.collector, telemetry.MaxIDLength)
 	}
-	if !telemetry.ValidID(req.instance) {
-		return nil, errorf(http.StatusBadRequest, "query parameter %s %q: give the instance id, 1-%d of letters, digits, '.', '_', '-' or ':'",
+	switch {
+	case ep == endpointBatches && !telemetry.IsInstanceID(req.instance):
+		return nil, errorf(http.StatusBadRequest, "query parameter %s %.40q: give the instance pseudonym, %d lowercase hex digits, as outputs.vmware_telemetry sends",
+			queryInstance, req.instance, telemetry.InstanceIDLength)
+	case !telemetry.ValidID(req.instance):
+		return nil, errorf(http.StatusBadRequest, "query parameter %s %.40q: give the instance id, 1-%d of letters, digits, '.', '_', '-' or ':'",
 			queryInstance, req.instance, telemetry.MaxIDLength)
 	}
 
@@ -359,11 +480,29 @@ func (l *Listener) unavailable(w http.ResponseWriter, req *request, msg string) 
 func (l *Listener) refuse(w http.ResponseWriter, req *request, err error) int {
 	code := statusOf(err)
 	if req != nil && code != http.StatusTooManyRequests && code != http.StatusServiceUnavailable {
-		l.Log.Debugf("Refused request from %s/%s with %d: %v", req.collector, req.instance, code, err)
+		l.Log.Debugf("Refused request from %s/%s with %d: %s", req.collector, req.instance, code, clip(err.Error()))
+	}
+	if (code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
+		l.setRetryAfter(w)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	fmt.Fprintln(w, err.Error())
+	fmt.Fprintln(w, clip(err.Error()))
 	return code
+}
+
+// maxMessage bounds what a refusal repeats of a client's input (names,
+// keys) in the answer and the log.
+const maxMessage = 512
+
+func clip(msg string) string {
+	if len(msg) <= maxMessage {
+		return msg
+	}
+	cut := maxMessage
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "... (cut)"
 }

@@ -94,6 +94,9 @@ func (p *pipeline) stored(name string) int {
 
 const testToken = "s3cret-token"
 
+// testInstance is an instance pseudonym, as the output sends in _i.
+const testInstance = "0123456789abcdef0123456789abcdef"
+
 type testServer struct {
 	t    testing.TB
 	l    *Listener
@@ -146,7 +149,7 @@ func (s *testServer) do(p post) (*http.Response, string) {
 		p.path = s.l.Path
 	}
 	if p.query == "" {
-		p.query = "_c=tkgi-agent&_i=inst-1"
+		p.query = "_c=tkgi-agent&_i=" + testInstance
 	}
 	if p.method == "" {
 		p.method = http.MethodPost

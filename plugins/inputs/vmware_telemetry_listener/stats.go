@@ -14,7 +14,7 @@ const statsMeasurement = "vmware_telemetry_listener"
 
 var answeredStatuses = []int{
 	http.StatusOK, http.StatusCreated, http.StatusBadRequest, http.StatusUnauthorized,
-	http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge,
+	http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestTimeout, http.StatusRequestEntityTooLarge,
 	http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusTooManyRequests,
 	http.StatusServiceUnavailable,
 }

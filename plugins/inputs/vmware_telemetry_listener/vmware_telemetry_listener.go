@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +45,12 @@ type Listener struct {
 	MaxDecompressedSize config.Size     `toml:"max_decompressed_size"`
 	MaxLineSize         config.Size     `toml:"max_line_size"`
 
+	MaxBatchMetrics     int         `toml:"max_batch_metrics"`
+	MaxConnections      int         `toml:"max_connections"`
+	MaxBodyBuffer       config.Size `toml:"max_body_buffer"`
+	MaxUndeliveredBytes config.Size `toml:"max_undelivered_bytes"`
+	SetMemoryLimit      bool        `toml:"set_memory_limit"`
+
 	Acknowledge           string          `toml:"acknowledge"`
 	AckTimeout            config.Duration `toml:"ack_timeout"`
 	MaxUndeliveredBatches int             `toml:"max_undelivered_batches"`
@@ -69,9 +74,15 @@ type Listener struct {
 	dedup    *dedupStore
 	tracker  *tracker
 	decoding chan struct{}
-	listener net.Listener
-	server   *http.Server
-	serveErr chan error
+	// bodies counts the bytes of request bodies held, undeliveredBytes the
+	// estimated memory of decoded metrics not yet written by the outputs.
+	bodies           *budget
+	undeliveredBytes *budget
+	// memoryLimit is the Go memory limit before Start set it, or -1.
+	memoryLimit int64
+	listener    net.Listener
+	server      *http.Server
+	serveErr    chan error
 	// stopping is closed when Stop begins; waiting requests answer 503.
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -110,6 +121,18 @@ func (l *Listener) Init() error {
 	}
 	if l.MaxLineSize <= 0 || l.MaxLineSize > l.MaxDecompressedSize {
 		return fmt.Errorf("max_line_size %d must be positive and at most max_decompressed_size", l.MaxLineSize)
+	}
+	if l.MaxBatchMetrics < 1 {
+		return fmt.Errorf("max_batch_metrics %d must be at least 1", l.MaxBatchMetrics)
+	}
+	if l.MaxConnections < 1 {
+		return fmt.Errorf("max_connections %d must be at least 1", l.MaxConnections)
+	}
+	if l.MaxBodyBuffer < l.MaxBodySize {
+		return fmt.Errorf("max_body_buffer (%d) must be at least max_body_size (%d)", l.MaxBodyBuffer, l.MaxBodySize)
+	}
+	if minCost := int64(metricCostFixed + metricCostPerEntry); int64(l.MaxUndeliveredBytes) < minCost {
+		return fmt.Errorf("max_undelivered_bytes %d must be at least %d (one small metric)", l.MaxUndeliveredBytes, minCost)
 	}
 	if l.MaxUndeliveredBatches < 1 {
 		return fmt.Errorf("max_undelivered_batches %d must be at least 1", l.MaxUndeliveredBatches)
@@ -154,6 +177,7 @@ func (l *Listener) Init() error {
 	if l.now == nil {
 		l.now = time.Now
 	}
+	l.Log.Debugf("Peak memory bound from the settings: %s", l.memoryBound())
 	return nil
 }
 
@@ -174,14 +198,18 @@ func (l *Listener) Start(acc telegraf.Accumulator) error {
 		l.dedup.close()
 		return fmt.Errorf("listening on %q failed: %w", l.ServiceAddress, err)
 	}
+	ln = newLimitListener(ln, l.MaxConnections)
 	if l.tlsConf != nil {
 		ln = tls.NewListener(ln, l.tlsConf)
 	}
 	l.listener = ln
 
-	l.decoding = make(chan struct{}, runtime.GOMAXPROCS(0))
+	l.decoding = make(chan struct{}, decodeSlots())
+	l.bodies = newBudget(int64(l.MaxBodyBuffer))
+	l.undeliveredBytes = newBudget(int64(l.MaxUndeliveredBytes))
 	l.tracker = newTracker(acc, l.MaxUndeliveredBatches)
 	l.tracker.start()
+	l.applyMemoryLimit()
 
 	l.stopping = make(chan struct{})
 	l.stopOnce = sync.Once{}
@@ -189,10 +217,12 @@ func (l *Listener) Start(acc telegraf.Accumulator) error {
 		Handler:           l,
 		ReadHeaderTimeout: time.Duration(l.ReadTimeout),
 		ReadTimeout:       time.Duration(l.ReadTimeout),
+		MaxHeaderBytes:    maxHeaderBytes,
 		// A request may wait ack_timeout for its delivery after reading.
 		WriteTimeout: time.Duration(l.ReadTimeout) + time.Duration(l.AckTimeout) + 5*time.Second,
-		IdleTimeout:  2 * time.Minute,
-		ErrorLog:     nil,
+		// Idle connections count against max_connections: keep them short.
+		IdleTimeout: time.Duration(l.ReadTimeout),
+		ErrorLog:    nil,
 	}
 	l.serveErr = make(chan error, 1)
 	go func() {
@@ -250,10 +280,10 @@ func (l *Listener) Stop() {
 		l.Log.Warnf("Stopped with %d batches not yet written by the outputs; their keys are not recorded, so agents' retries store them again", n)
 	}
 	l.tracker.stopDispatch()
+	l.restoreMemoryLimit()
 	if err := l.dedup.close(); err != nil {
 		l.Log.Errorf("Closing de-duplication log: %v", err)
 	}
-	l.wire.close()
 	l.server = nil
 }
 
@@ -277,6 +307,11 @@ func init() {
 			MaxLineSize:           config.Size(64 << 10),
 			Acknowledge:           ackDelivered,
 			AckTimeout:            config.Duration(20 * time.Second),
+			MaxBatchMetrics:       50000,
+			MaxConnections:        512,
+			MaxBodyBuffer:         config.Size(16 << 20),
+			MaxUndeliveredBytes:   config.Size(96 << 20),
+			SetMemoryLimit:        true,
 			MaxUndeliveredBatches: 64,
 			RetryAfter:            config.Duration(5 * time.Second),
 			DedupWindow:           config.Duration(24 * time.Hour),

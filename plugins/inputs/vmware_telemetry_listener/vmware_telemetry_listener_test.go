@@ -50,6 +50,10 @@ func TestInitRefusesBadConfig(t *testing.T) {
 		{"decompressed below body", func(l *Listener) { l.MaxDecompressedSize = l.MaxBodySize - 1 }, "max_decompressed_size"},
 		{"line size", func(l *Listener) { l.MaxLineSize = 0 }, "max_line_size"},
 		{"undelivered", func(l *Listener) { l.MaxUndeliveredBatches = 0 }, "max_undelivered_batches"},
+		{"batch metrics", func(l *Listener) { l.MaxBatchMetrics = 0 }, "max_batch_metrics 0 must be at least 1"},
+		{"connections", func(l *Listener) { l.MaxConnections = 0 }, "max_connections 0 must be at least 1"},
+		{"body buffer below body", func(l *Listener) { l.MaxBodyBuffer = l.MaxBodySize - 1 }, "max_body_buffer"},
+		{"undelivered bytes", func(l *Listener) { l.MaxUndeliveredBytes = 100 }, "max_undelivered_bytes 100 must be at least"},
 		{"retry after", func(l *Listener) { l.RetryAfter = configDuration(time.Millisecond) }, "retry_after"},
 		{"dedup entries", func(l *Listener) { l.DedupMaxEntries = 0 }, "dedup_max_entries"},
 		{"empty token", func(l *Listener) { l.Tokens = tokens("") }, "tokens[0] is empty"},
@@ -79,13 +83,13 @@ func TestStoresBatchWithProvenance(t *testing.T) {
 			case "gzip":
 				body = gzipBytes(t, body)
 			}
-			resp, msg := ts.do(post{body: body, encoding: enc, key: "batch-1", query: "_c=tkgi-agent&_i=a1b2c3"})
+			resp, msg := ts.do(post{body: body, encoding: enc, key: "batch-1", query: "_c=tkgi-agent&_i=a1b2c3a1b2c3a1b2c3a1b2c3a1b2c3a1"})
 			require.Equal(t, http.StatusCreated, resp.StatusCode, msg)
 
 			want := make([]telegraf.Metric, 0, 3)
 			for i := 0; i < 3; i++ {
 				want = append(want, metric.New("kube_telemetry_nodes",
-					map[string]string{"cluster_uid": pseudonym(i), "collector": "tkgi-agent", "instance": "a1b2c3", "level": "standard"},
+					map[string]string{"cluster_uid": pseudonym(i), "collector": "tkgi-agent", "instance": "a1b2c3a1b2c3a1b2c3a1b2c3a1b2c3a1", "level": "standard"},
 					map[string]interface{}{"total": int64(3), "ready": int64(3), "not_ready": int64(0), "receive_time": fixed.UnixNano()},
 					time.Unix(0, 1_700_000_000_000_000_000+int64(i))))
 			}
@@ -255,7 +259,7 @@ func TestReplayedBatchStoredOnce(t *testing.T) {
 
 	// The key is scoped by instance: another agent's batch with the same
 	// key is its own.
-	resp, msg = ts.do(post{body: body, encoding: "zstd", key: "b-1", query: "_c=tkgi-agent&_i=inst-2"})
+	resp, msg = ts.do(post{body: body, encoding: "zstd", key: "b-1", query: "_c=tkgi-agent&_i=" + strings.Repeat("2", 32)})
 	require.Equal(t, http.StatusCreated, resp.StatusCode, msg)
 	require.Equal(t, 8, ts.pipe.stored("kube_telemetry_nodes"))
 	require.Equal(t, int64(3), ts.l.stats.duplicates.Get())

@@ -3,6 +3,7 @@ package vmware_telemetry_listener
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -29,11 +30,9 @@ type wire struct {
 	dict *telemetry.Dictionary
 	// checkers remember verdicts by metric shape across batches
 	checkers sync.Pool
-	// batches: decompressed and parsed a line at a time, never holding the
-	// decompressed body, so a bomb costs a few megabytes
+	// batches and events: decompressed and parsed as a stream, never
+	// holding the decompressed body, so a bomb costs a few megabytes
 	batches *telemetry.StreamDecoder
-	// events: JSON documents, decompressed whole within the limit
-	events *telemetry.Decoder
 }
 
 func newWire(dictionaryFile string, maxDecompressed, maxLine int64) (*wire, error) {
@@ -45,15 +44,7 @@ func newWire(dictionaryFile string, maxDecompressed, maxLine int64) (*wire, erro
 	if err != nil {
 		return nil, err
 	}
-	events, err := telemetry.NewDecoder(maxDecompressed, 0)
-	if err != nil {
-		return nil, err
-	}
-	return &wire{dict: dict, batches: batches, events: events}, nil
-}
-
-func (w *wire) close() {
-	w.events.Close()
+	return &wire{dict: dict, batches: batches}, nil
 }
 
 // level parses the level header. Nothing is ever sent at level none, so a
@@ -83,20 +74,12 @@ func (*wire) encoding(header string) (string, error) {
 	return enc, nil
 }
 
-// decompress applies Content-Encoding within max_decompressed_size.
-func (w *wire) decompress(body []byte, encoding string) ([]byte, error) {
-	data, err := w.events.Decompress(body, encoding)
-	if err != nil {
-		return nil, decodeError(err)
-	}
-	return data, nil
-}
-
-// decode decompresses and parses a batch and checks every metric against
-// the dictionary at level: one metric not allowed refuses the whole batch.
+// decode decompresses and parses a batch read from body, calling admit
+// with each metric as it is decoded, and checks every metric against the
+// dictionary at level: one metric not allowed refuses the whole batch.
 // size is the decompressed size, for the statistics.
-func (w *wire) decode(body []byte, encoding string, level telemetry.Level, now time.Time) (metrics []telegraf.Metric, size int64, err error) {
-	metrics, size, err = w.batches.Decode(body, encoding, now)
+func (w *wire) decode(body io.Reader, encoding string, level telemetry.Level, now time.Time, admit func(telegraf.Metric) error) (metrics []telegraf.Metric, size int64, err error) {
+	metrics, size, err = w.batches.DecodeFunc(body, encoding, now, admit)
 	if err != nil {
 		return nil, size, decodeError(err)
 	}
@@ -113,7 +96,10 @@ func (w *wire) decode(body []byte, encoding string, level telemetry.Level, now t
 }
 
 func decodeError(err error) error {
+	var he *httpError
 	switch {
+	case errors.As(err, &he):
+		return err // the listener's own refusal (admit)
 	case errors.Is(err, telemetry.ErrTooLarge):
 		return wrapError(http.StatusRequestEntityTooLarge, err, "body exceeds max_decompressed_size once decompressed; split the batch")
 	case errors.Is(err, telemetry.ErrUnsupportedEncoding):
