@@ -30,6 +30,20 @@ type netns struct {
 // listen create their sockets there. The thread ends with the test.
 func joinNetNS(t *testing.T, pid int) *netns {
 	t.Helper()
+	// unshare(1) creates the namespace just after it starts: wait until
+	// the process is no longer in ours.
+	own, err := os.Readlink("/proc/self/ns/net")
+	require.NoError(t, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+		require.NoError(t, err, "process %d is gone", pid)
+		if theirs != own {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "process %d never left the test's network namespace", pid)
+		time.Sleep(10 * time.Millisecond)
+	}
 	n := &netns{pid: pid, reqs: make(chan func())}
 	ready := make(chan error, 1)
 	go func() {

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testkube"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
 // The operator's path, as shipped: the telemetry server started the way
@@ -64,20 +67,20 @@ func runShippedPair(t *testing.T, viaProxy bool) {
 	f := newFixture(t)
 	c := f.cluster
 	root := repoRoot(t)
-	agentToken := "agents-" + randomHex(t)
+	agentToken := "agents-" + randomToken(t)
 	pki := testpki.NewFor(t, []string{"telemetry.tkgi-system.svc", outsideServer})
 
 	// --- The server, as its systemd unit starts it.
 	srv := serverFromUnit(t, root, f.dir, pki, agentToken)
 	server := f.startInNamespaces("server", srv.script, srv.env, nil)
 	serverNS := joinNetNS(t, server.cmd.Process.Pid)
-	require.Eventually(t, func() bool {
+	pollUntil(t, time.Minute, func() bool {
 		conn, err := serverNS.dial("127.0.0.1:8443")
 		if err == nil {
 			conn.Close()
 		}
 		return err == nil
-	}, time.Minute, 100*time.Millisecond, "the server never listened on :8443:\n%s", tail(server.logText(), 20))
+	}, func() string { return "the server never listened on :8443:\n" + tail(server.logText(), 20) })
 
 	var proxyAddr, proxyLog string
 	if viaProxy {
@@ -109,35 +112,47 @@ func runShippedPair(t *testing.T, viaProxy bool) {
 	// flushes every 60s (+15s jitter): the first batches reach the lake
 	// within about two minutes.
 	lake := filepath.Join(srv.stateDir, "telemetry.jsonl")
-	require.Eventually(t, func() bool {
+	pollUntil(t, 4*time.Minute, func() bool {
 		for _, m := range readLake(t, lake) {
 			if m.Name == "kube_telemetry_cluster" {
 				return true
 			}
 		}
 		return false
-	}, 4*time.Minute, time.Second, "no kube_telemetry_cluster in the lake; agent log:\n%s\nserver log:\n%s",
-		tail(agent.logText(), 30), tail(server.logText(), 30))
+	}, func() string {
+		return "no kube_telemetry_cluster in the lake; agent log:\n" + tail(agent.logText(), 30) +
+			"\nserver log:\n" + tail(server.logText(), 30)
+	})
 
 	// Every metric the agent sent is in the lake once: the agent's own
 	// statistics (inputs.internal, every 60s, on its prometheus_client)
 	// and the listener's agree with the lake.
-	var sent, batchesSent, stored, batchesStored float64
+	var a, s map[string]float64
 	var records int
-	require.Eventually(t, func() bool {
+	pollUntil(t, 3*time.Minute, func() bool {
 		records = len(readLake(t, lake))
-		a, errA := scrape(agentNS, "127.0.0.1:9273")
-		s, errS := scrape(serverNS, "127.0.0.1:9273")
+		var errA, errS error
+		a, errA = scrapeIn(agentNS, "127.0.0.1:9273")
+		s, errS = scrapeIn(serverNS, "127.0.0.1:9273")
 		if errA != nil || errS != nil {
 			return false
 		}
-		sent, batchesSent = a["internal_vmware_telemetry_metrics_sent"], a["internal_vmware_telemetry_batches_sent"]
-		stored, batchesStored = s["internal_vmware_telemetry_listener_metrics_stored"], s["internal_vmware_telemetry_listener_batches_stored"]
-		require.Zero(t, a["internal_vmware_telemetry_batches_rejected"], "the server refused batches (token, CA?)")
-		require.Zero(t, s["internal_vmware_telemetry_listener_auth_failures"])
-		return records > 0 && float64(records) == sent && sent == stored && batchesSent > 0 && batchesSent == batchesStored
-	}, 3*time.Minute, 2*time.Second, "statistics never agreed with the lake: agent sent %v metrics in %v batches, "+
-		"listener stored %v in %v, lake holds %d", &sent, &batchesSent, &stored, &batchesStored, &records)
+		sent := a["internal_vmware_telemetry_metrics_sent"]
+		return records > 0 && float64(records) == sent && sent == s["internal_vmware_telemetry_listener_metrics_stored"] &&
+			a["internal_vmware_telemetry_batches_sent"] > 0 &&
+			a["internal_vmware_telemetry_batches_sent"] == s["internal_vmware_telemetry_listener_batches_stored"]
+	}, func() string {
+		return fmt.Sprintf("statistics never agreed with the lake (%d records): agent metrics_sent %v batches_sent %v "+
+			"batches_rejected %v; listener metrics_stored %v batches_stored %v auth_failures %v",
+			records, a["internal_vmware_telemetry_metrics_sent"], a["internal_vmware_telemetry_batches_sent"],
+			a["internal_vmware_telemetry_batches_rejected"], s["internal_vmware_telemetry_listener_metrics_stored"],
+			s["internal_vmware_telemetry_listener_batches_stored"], s["internal_vmware_telemetry_listener_auth_failures"])
+	})
+	require.Zero(t, a["internal_vmware_telemetry_batches_rejected"], "the server refused batches")
+	require.Zero(t, a["internal_vmware_telemetry_duplicates"], "the agent was told a batch was stored before")
+	require.Zero(t, s["internal_vmware_telemetry_listener_auth_failures"])
+	require.Zero(t, s["internal_vmware_telemetry_listener_duplicates"])
+	batchesSent := a["internal_vmware_telemetry_batches_sent"]
 
 	agent.stop()
 	server.stop()
@@ -205,7 +220,7 @@ func serverFromUnit(t *testing.T, root, dir string, pki *testpki.PKI, agentToken
 	unitPath := filepath.Join(root, "configs", "systemd", "telegraf-tkgi-server.service")
 	unit := unitDirectives(t, unitPath)
 	unitName := filepath.Base(unitPath)
-	execStart := strings.Fields(one(t, unit, "ExecStart"))
+	execStart := strings.Fields(unitOne(t, unit, "ExecStart"))
 	require.Equal(t, "--config", execStart[1])
 
 	var mounts []bindMount
@@ -217,12 +232,12 @@ func serverFromUnit(t *testing.T, root, dir string, pki *testpki.PKI, agentToken
 	require.NoError(t, err)
 	filled := strings.NewReplacer(
 		"\nTELEMETRY_TOKEN=\n", "\nTELEMETRY_TOKEN="+agentToken+"\n",
-		"\nTELEMETRY_EVENTS_TOKEN=\n", "\nTELEMETRY_EVENTS_TOKEN=events-"+randomHex(t)+"\n",
+		"\nTELEMETRY_EVENTS_TOKEN=\n", "\nTELEMETRY_EVENTS_TOKEN=events-"+randomToken(t)+"\n",
 	).Replace(string(envTemplate))
 	require.NotEqual(t, string(envTemplate), filled, "the environment file lost its TELEMETRY_TOKEN= line")
 	envFile := filepath.Join(dir, "server.env")
 	require.NoError(t, os.WriteFile(envFile, []byte(filled), 0o600))
-	mounts = append(mounts, bindMount{src: envFile, dst: one(t, unit, "EnvironmentFile")})
+	mounts = append(mounts, bindMount{src: envFile, dst: unitOne(t, unit, "EnvironmentFile")})
 	env := parseEnvFile(t, filled)
 
 	// LoadCredential=name:path: the operator's files, copied by systemd
@@ -247,7 +262,7 @@ func serverFromUnit(t *testing.T, root, dir string, pki *testpki.PKI, agentToken
 	state := filepath.Join(dir, "server-state")
 	require.NoError(t, os.Mkdir(state, 0o700))
 	require.NoError(t, os.Chown(state, serverUID, serverUID))
-	stateDir := "/var/lib/" + one(t, unit, "StateDirectory")
+	stateDir := "/var/lib/" + unitOne(t, unit, "StateDirectory")
 	mounts = append(mounts, bindMount{src: state, dst: stateDir})
 
 	env = append(env, "CREDENTIALS_DIRECTORY="+credsDir, "STATE_DIRECTORY="+stateDir, "PATH=/usr/local/bin:/usr/bin:/bin")
@@ -272,7 +287,7 @@ func unitDirectives(t *testing.T, path string) map[string][]string {
 	return out
 }
 
-func one(t *testing.T, unit map[string][]string, key string) string {
+func unitOne(t *testing.T, unit map[string][]string, key string) string {
 	t.Helper()
 	require.Len(t, unit[key], 1, "the unit must set %s= once", key)
 	return unit[key][0]
@@ -326,8 +341,8 @@ type podSetup struct {
 	gid     int
 }
 
-// deployment is what the test reads of the applied Deployment.
-type deployment struct {
+// deploymentSpec is what the test reads of the applied Deployment.
+type deploymentSpec struct {
 	Spec struct {
 		Template struct {
 			Spec struct {
@@ -380,7 +395,7 @@ func agentPod(t *testing.T, c *testkube.Cluster, dir string, pki *testpki.PKI, a
 	kubectl(append(ns, "create", "secret", "generic", "telegraf-tkgi-pseudonym-key", "--from-literal=key="+pseudonymKey)...)
 	kubectl(append(ns, "create", "configmap", "telegraf-tkgi-telemetry-ca", "--from-file=ca.crt="+pki.CertFile)...)
 
-	var d deployment
+	var d deploymentSpec
 	require.NoError(t, json.Unmarshal([]byte(kubectl(append(ns, "get", "deployment/telegraf-tkgi-agent", "-o", "json")...)), &d))
 	spec := d.Spec.Template.Spec
 	require.Len(t, spec.Containers, 1)
@@ -570,9 +585,9 @@ func (f *fixture) startInNamespaces(name, script string, env []string, stdin *os
 	return p
 }
 
-// scrape reads a prometheus_client endpoint inside a namespace: the sum
+// scrapeIn reads a prometheus_client endpoint inside a namespace: the sum
 // of each metric's samples by name.
-func scrape(n *netns, addr string) (map[string]float64, error) {
+func scrapeIn(n *netns, addr string) (map[string]float64, error) {
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(context.Context, string, string) (net.Conn, error) { return n.dial(addr) },
 	}}
@@ -603,7 +618,20 @@ func scrape(n *netns, addr string) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
-func randomHex(t *testing.T) string {
+// pollUntil checks cond every half second until it holds, failing with msg()
+// after timeout.
+func pollUntil(t *testing.T, timeout time.Duration, cond func() bool, msg func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, msg())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func randomToken(t *testing.T) string {
 	t.Helper()
 	b := make([]byte, 16)
 	f, err := os.Open("/dev/urandom")
@@ -612,4 +640,61 @@ func randomHex(t *testing.T) string {
 	_, err = io.ReadFull(f, b)
 	require.NoError(t, err)
 	return fmt.Sprintf("%x", b)
+}
+
+// The server's unit alone: started the way its ExecStart, EnvironmentFile,
+// LoadCredential= and StateDirectory= say, as an unprivileged user without
+// capabilities, configs/server.conf answers a batch over TLS with the
+// token 201, stores it in the state directory's lake, and refuses a
+// request without the token.
+func TestServerUnitStartsServer(t *testing.T) {
+	requireRoot(t)
+	bin := os.Getenv("TELEGRAF_TKGI_BIN")
+	require.NotEmpty(t, bin, "set TELEGRAF_TKGI_BIN to the built binary (make test does)")
+	f := &fixture{t: t, bin: bin, dir: t.TempDir()}
+	require.NoError(t, os.Chmod(f.dir, 0o755))
+	pki := testpki.NewFor(t, []string{"telemetry.tkgi-system.svc"})
+	token := "agents-" + randomToken(t)
+	srv := serverFromUnit(t, repoRoot(t), f.dir, pki, token)
+	server := f.startInNamespaces("server", srv.script, srv.env, nil)
+	ns := joinNetNS(t, server.cmd.Process.Pid)
+
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pki.Pool, ServerName: "telemetry.tkgi-system.svc"},
+		DialContext:     func(context.Context, string, string) (net.Conn, error) { return ns.dial("127.0.0.1:8443") },
+	}}
+	body := fmt.Sprintf("kube_telemetry_pods,cluster_uid=%s total=3i 1700000000000000000\n", strings.Repeat("ab", telemetry.PseudonymLength/2))
+	post := func(token string) (int, error) {
+		req, err := http.NewRequest(http.MethodPost, "https://telemetry.tkgi-system.svc:8443"+telemetry.DefaultPath+
+			"?_c="+collectorID+"&_i=0123456789abcdef", strings.NewReader(body))
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		req.Header.Set("Content-Type", telemetry.ContentType)
+		req.Header.Set(telemetry.HeaderLevel, "standard")
+		req.Header.Set(telemetry.HeaderIdempotencyKey, "unit-"+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	var status int
+	var err error
+	pollUntil(t, time.Minute, func() bool { status, err = post(token); return err == nil },
+		func() string { return fmt.Sprintf("no answer on :8443 (%v):\n%s", err, tail(server.logText(), 20)) })
+	require.Equal(t, http.StatusCreated, status)
+	status, err = post("")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusUnauthorized, status)
+	server.stop()
+
+	lake := readLake(t, filepath.Join(srv.stateDir, "telemetry.jsonl"))
+	require.Len(t, lake, 1)
+	require.Equal(t, "kube_telemetry_pods", lake[0].Name)
+	st, err := os.Stat(filepath.Join(srv.stateDir, "listener-dedup.log"))
+	require.NoError(t, err)
+	require.Equal(t, uint32(serverUID), st.Sys().(*syscall.Stat_t).Uid, "the state is written by the service's user")
 }
