@@ -20,6 +20,21 @@ import (
 // as they are. The test reaches into a namespace from an OS thread that
 // joined it: sockets stay in the namespace they were created in.
 
+// The test's own network namespace, taken before any thread joins another
+// (init runs on the main thread).
+var (
+	hostNetNSFD   int
+	hostNetNSLink string
+	hostNetNSErr  error
+)
+
+func init() {
+	hostNetNSFD, hostNetNSErr = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if hostNetNSErr == nil {
+		hostNetNSLink, hostNetNSErr = os.Readlink("/proc/thread-self/ns/net")
+	}
+}
+
 // netns is the network namespace of a running process.
 type netns struct {
 	pid  int
@@ -32,8 +47,8 @@ func joinNetNS(t *testing.T, pid int) *netns {
 	t.Helper()
 	// unshare(1) creates the namespace just after it starts: wait until
 	// the process is no longer in ours.
-	own, err := os.Readlink("/proc/self/ns/net")
-	require.NoError(t, err)
+	require.NoError(t, hostNetNSErr, "opening the test's own network namespace")
+	own := hostNetNSLink
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
@@ -47,7 +62,10 @@ func joinNetNS(t *testing.T, pid int) *netns {
 	n := &netns{pid: pid, reqs: make(chan func())}
 	ready := make(chan error, 1)
 	go func() {
-		// Never unlocked: the thread is discarded when this goroutine ends.
+		// The thread goes back to the test's namespace before it is
+		// unlocked; if it cannot, it stays locked and is discarded when
+		// this goroutine ends. Either way no other goroutine (nor a child
+		// process it starts) ever runs in the joined namespace.
 		runtime.LockOSThread()
 		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err == nil {
@@ -61,9 +79,22 @@ func joinNetNS(t *testing.T, pid int) *netns {
 		for fn := range n.reqs {
 			fn()
 		}
+		if unix.Setns(hostNetNSFD, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
 	}()
 	require.NoError(t, <-ready, "joining the network namespace of pid %d", pid)
 	t.Cleanup(func() { close(n.reqs) })
+	// The process's script brings the loopback up (and adds addresses)
+	// first thing: wait for that before listening or dialling there.
+	pollUntil(t, 10*time.Second, func() bool {
+		var up bool
+		n.do(func() {
+			lo, err := net.InterfaceByName("lo")
+			up = err == nil && lo.Flags&net.FlagUp != 0
+		})
+		return up
+	}, func() string { return fmt.Sprintf("the loopback of pid %d never came up", pid) })
 	return n
 }
 
@@ -77,8 +108,11 @@ func (n *netns) listen(t *testing.T, addr string) net.Listener {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	n.do(func() { ln, err = net.Listen("tcp", addr) })
-	require.NoError(t, err, "listening on %s in the namespace of pid %d", addr, n.pid)
+	// An address the script adds may not be there yet.
+	pollUntil(t, 10*time.Second, func() bool {
+		n.do(func() { ln, err = net.Listen("tcp", addr) })
+		return err == nil
+	}, func() string { return fmt.Sprintf("listening on %s in the namespace of pid %d: %v", addr, n.pid, err) })
 	t.Cleanup(func() { ln.Close() })
 	return ln
 }
