@@ -41,12 +41,28 @@ import (
 // used as is. Over TLS with a private CA the agent trusts and a token on
 // both sides, the lake holds every batch once.
 func TestShippedPair(t *testing.T) {
-	t.Run("direct", func(t *testing.T) { runShippedPair(t, false) })
+	if testing.Short() {
+		t.Skip("minutes: agent.conf gathers within 60s and flushes every 60-75s")
+	}
+	requireRoot(t)
+	f := newFixture(t)
+	agentToken := "agents-" + randomToken(t)
+	pki := testpki.NewFor(t, []string{"telemetry.tkgi-system.svc", outsideServer})
+	createAgentObjects(t, f.cluster, pki, agentToken)
+
+	// Each pair in its own namespaces: they run side by side.
+	t.Run("direct", func(t *testing.T) {
+		t.Parallel()
+		runShippedPair(t, pki, agentToken, false)
+	})
 	// settings.env edited as an operator behind a corporate proxy would:
 	// HTTPS_PROXY set, the vendor's server on an outside name. The
 	// telemetry goes through Debian's tinyproxy; the Kubernetes API calls
 	// (to a service host not in NO_PROXY) do not.
-	t.Run("behind a proxy", func(t *testing.T) { runShippedPair(t, true) })
+	t.Run("behind a proxy", func(t *testing.T) {
+		t.Parallel()
+		runShippedPair(t, pki, agentToken, true)
+	})
 }
 
 const (
@@ -62,13 +78,10 @@ const (
 	serverUID = 61900
 )
 
-func runShippedPair(t *testing.T, viaProxy bool) {
-	requireRoot(t)
+func runShippedPair(t *testing.T, pki *testpki.PKI, agentToken string, viaProxy bool) {
 	f := newFixture(t)
 	c := f.cluster
 	root := repoRoot(t)
-	agentToken := "agents-" + randomToken(t)
-	pki := testpki.NewFor(t, []string{"telemetry.tkgi-system.svc", outsideServer})
 
 	// --- The server, as its systemd unit starts it.
 	srv := serverFromUnit(t, root, f.dir, pki, agentToken)
@@ -88,7 +101,7 @@ func runShippedPair(t *testing.T, viaProxy bool) {
 	}
 
 	// --- The agent, as the Deployment runs it.
-	pod := agentPod(t, c, f.dir, pki, agentToken)
+	pod := agentPod(t, c, f.dir)
 	if viaProxy {
 		pod.env["HTTPS_PROXY"] = "http://" + proxyAddr
 		pod.env["TELEMETRY_URL"] = strings.Replace(pod.env["TELEMETRY_URL"], "telemetry.tkgi-system.svc", outsideServer, 1)
@@ -374,19 +387,21 @@ type deploymentSpec struct {
 	}
 }
 
-// agentPod applies the kustomization, creates the Secrets and the CA
-// ConfigMap with configs/README.md's commands, and lays out what the
-// kubelet would give the Deployment's container.
-func agentPod(t *testing.T, c *testkube.Cluster, dir string, pki *testpki.PKI, agentToken string) podSetup {
-	t.Helper()
-	root := repoRoot(t)
-	kubectl := func(args ...string) string {
+func kubectlFor(t *testing.T, c *testkube.Cluster) func(args ...string) string {
+	return func(args ...string) string {
 		t.Helper()
 		out, err := c.Kubectl(c.AdminKubeconfig, args...)
 		require.NoError(t, err, "kubectl %s: %s", strings.Join(args, " "), out)
 		return out
 	}
-	kubectl("apply", "-k", filepath.Join(root, "configs"))
+}
+
+// createAgentObjects applies the kustomization and creates the Secrets and
+// the CA ConfigMap with configs/README.md's commands.
+func createAgentObjects(t *testing.T, c *testkube.Cluster, pki *testpki.PKI, agentToken string) {
+	t.Helper()
+	kubectl := kubectlFor(t, c)
+	kubectl("apply", "-k", filepath.Join(repoRoot(t), "configs"))
 	ns := []string{"-n", agentNamespace}
 	for _, obj := range []string{"secret/telegraf-tkgi-telemetry-token", "secret/telegraf-tkgi-pseudonym-key", "configmap/telegraf-tkgi-telemetry-ca"} {
 		kubectl(append(ns, "delete", obj, "--ignore-not-found")...)
@@ -394,7 +409,14 @@ func agentPod(t *testing.T, c *testkube.Cluster, dir string, pki *testpki.PKI, a
 	kubectl(append(ns, "create", "secret", "generic", "telegraf-tkgi-telemetry-token", "--from-literal=token="+agentToken)...)
 	kubectl(append(ns, "create", "secret", "generic", "telegraf-tkgi-pseudonym-key", "--from-literal=key="+pseudonymKey)...)
 	kubectl(append(ns, "create", "configmap", "telegraf-tkgi-telemetry-ca", "--from-file=ca.crt="+pki.CertFile)...)
+}
 
+// agentPod lays out what the kubelet would give the applied Deployment's
+// container.
+func agentPod(t *testing.T, c *testkube.Cluster, dir string) podSetup {
+	t.Helper()
+	kubectl := kubectlFor(t, c)
+	ns := []string{"-n", agentNamespace}
 	var d deploymentSpec
 	require.NoError(t, json.Unmarshal([]byte(kubectl(append(ns, "get", "deployment/telegraf-tkgi-agent", "-o", "json")...)), &d))
 	spec := d.Spec.Template.Spec
