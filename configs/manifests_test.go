@@ -50,6 +50,7 @@ func TestManifestsApplyOnRealAPIServer(t *testing.T) {
 		"-n " + namespace + " service/telegraf-tkgi-agent",
 		"-n " + namespace + " configmap/telegraf-tkgi-sidecar",
 		"-n " + namespace + " deployment/example-app",
+		"-n " + namespace + " networkpolicy/telegraf-tkgi-metrics",
 	} {
 		kubectl(t, c, append(append([]string{"get"}, strings.Fields(object)...), "-o", "name")...)
 	}
@@ -61,6 +62,19 @@ func TestManifestsApplyOnRealAPIServer(t *testing.T) {
 			"{.spec.template.spec.containers[0].resources.limits.memory} "+
 			"{.spec.template.spec.containers[0].livenessProbe.httpGet.port}")
 	require.Equal(t, "1 true true 256Mi health", out)
+
+	// The telemetry server's token comes from its Secret, its CA is
+	// mounted read-only where agent.conf's tls_ca points.
+	out = kubectl(t, c, "-n", namespace, "get", "deployment/telegraf-tkgi-agent", "-o",
+		`jsonpath={.spec.template.spec.containers[0].env[?(@.name=="TELEMETRY_TOKEN")].valueFrom.secretKeyRef.name} `+
+			`{.spec.template.spec.containers[0].volumeMounts[?(@.name=="telemetry-ca")].mountPath} `+
+			`{.spec.template.spec.containers[0].volumeMounts[?(@.name=="telemetry-ca")].readOnly} `+
+			`{.spec.template.spec.volumes[?(@.name=="telemetry-ca")].configMap.name}`)
+	require.Equal(t, "telegraf-tkgi-telemetry-token /etc/telegraf-tkgi-ca true telegraf-tkgi-telemetry-ca", out)
+	agentConf, err := os.ReadFile("agent.conf")
+	require.NoError(t, err)
+	require.Contains(t, string(agentConf), `token = "${TELEMETRY_TOKEN}"`)
+	require.Contains(t, string(agentConf), `tls_ca = "/etc/telegraf-tkgi-ca/ca.crt"`)
 
 	// The generated ConfigMaps carry the files config check validates.
 	for _, role := range []string{"agent", "node"} {
@@ -169,4 +183,87 @@ func TestAgentServiceAccountCanCollect(t *testing.T) {
 	for _, m := range []string{"kube_telemetry_cluster", "kube_telemetry_nodes", "kube_telemetry_pods", "kube_telemetry_objects"} {
 		require.Contains(t, string(out), "> "+m+",", "missing %s in:\n%s", m, out)
 	}
+}
+
+// The node DaemonSet reads the kubelet's metrics with a ServiceAccount that
+// may get nodes/metrics and nodes/stats, never nodes/proxy (which reaches
+// the kubelet's exec and run endpoints), and verifies the kubelet's
+// certificate against the cluster CA.
+func TestNodeDaemonSetIsLeastPrivilege(t *testing.T) {
+	rendered, err := exec.Command("kubectl", "kustomize", ".").Output()
+	require.NoError(t, err, "kubectl kustomize")
+	for _, doc := range strings.Split(string(rendered), "\n---\n") {
+		if strings.Contains(doc, "kind: ClusterRole\n") || strings.Contains(doc, "kind: Role\n") {
+			require.NotContains(t, doc, "nodes/proxy", "a rendered role grants nodes/proxy:\n%s", doc)
+		}
+	}
+
+	c := applied(t)
+	token := strings.TrimSpace(kubectl(t, c, "-n", namespace, "create", "token", "telegraf-tkgi-node", "--duration", "10m"))
+	require.True(t, canI(t, c, token, "get", "nodes", "--subresource", "metrics"))
+	require.True(t, canI(t, c, token, "get", "nodes", "--subresource", "stats"))
+	for _, d := range [][]string{
+		{"get", "nodes", "--subresource", "proxy"}, {"create", "nodes", "--subresource", "proxy"},
+		{"list", "pods", "-A"}, {"list", "secrets", "-A"}, {"get", "nodes", "--subresource", "log"},
+	} {
+		require.False(t, canI(t, c, token, d...), "the node DaemonSet must not be allowed to %v", d)
+	}
+
+	conf, err := os.ReadFile("node.conf")
+	require.NoError(t, err)
+	require.NotContains(t, string(conf), "insecure_skip_verify")
+	require.Contains(t, string(conf), `tls_ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"`)
+	require.Contains(t, string(conf), `urls = ["https://${NODE_IP}:10250/metrics/resource"]`)
+}
+
+// The metrics ports (real node, pod and cluster names) admit only the
+// monitoring namespace's Prometheus, for the agent and the node pods alike.
+func TestMetricsNetworkPolicy(t *testing.T) {
+	c := applied(t)
+	out := kubectl(t, c, "-n", namespace, "get", "networkpolicy/telegraf-tkgi-metrics", "-o",
+		"jsonpath={.spec.podSelector.matchLabels} {.spec.policyTypes} "+
+			"{.spec.ingress[0].from[0].namespaceSelector.matchLabels} {.spec.ingress[0].from[0].podSelector.matchLabels} "+
+			"{.spec.ingress[0].ports[0].port} {.spec.ingress}")
+	require.Equal(t, `{"app.kubernetes.io/name":"telegraf-tkgi"} ["Ingress"] `+
+		`{"kubernetes.io/metadata.name":"monitoring"} {"app.kubernetes.io/name":"prometheus"} metrics `+
+		`[{"from":[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}},"podSelector":{"matchLabels":{"app.kubernetes.io/name":"prometheus"}}}],"ports":[{"port":"metrics","protocol":"TCP"}]}]`, out)
+	// It selects both workloads' pods: their templates carry the label.
+	for _, w := range []string{"deployment/telegraf-tkgi-agent", "daemonset/telegraf-tkgi-node"} {
+		label := kubectl(t, c, "-n", namespace, "get", w, "-o", `jsonpath={.spec.template.metadata.labels.app\.kubernetes\.io/name}`)
+		require.Equal(t, "telegraf-tkgi", label, w)
+	}
+}
+
+// The server's Kubernetes variant applies as documented: its ConfigMap from
+// configs/server.conf, its Secrets, then its own kustomization.
+func TestServerVariantApplies(t *testing.T) {
+	c := testkube.Get(t)
+	kubectl(t, c, "apply", "-f", "kubernetes/server/namespace.yaml")
+	for _, args := range [][]string{
+		{"create", "configmap", "telegraf-tkgi-server", "--from-file=server.conf"},
+		{"create", "secret", "generic", "telegraf-tkgi-server-tokens", "--from-literal=token=agents", "--from-literal=events-token=events"},
+	} {
+		manifest := kubectl(t, c, append(append([]string{"-n", "tkgi-system"}, args...), "--dry-run=client", "-o", "yaml")...)
+		cmd := exec.Command("kubectl", "--kubeconfig", c.AdminKubeconfig, "apply", "-f", "-")
+		cmd.Stdin = strings.NewReader(manifest)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+	kubectl(t, c, "apply", "-k", "kubernetes/server")
+	out := kubectl(t, c, "-n", "tkgi-system", "get", "statefulset/telegraf-tkgi-server", "-o",
+		"jsonpath={.spec.replicas} {.spec.template.spec.automountServiceAccountToken} "+
+			"{.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem} "+
+			"{.spec.volumeClaimTemplates[0].metadata.name} "+
+			`{.spec.template.spec.containers[0].env[?(@.name=="TELEMETRY_EVENTS_TOKEN")].valueFrom.secretKeyRef.key} `+
+			`{.spec.template.spec.containers[0].env[?(@.name=="TELEMETRY_STATE_DIR")].value}`)
+	require.Equal(t, "1 false true state events-token /var/lib/telegraf-tkgi", out)
+	// The agents' default TELEMETRY_URL names this Service.
+	port := kubectl(t, c, "-n", "tkgi-system", "get", "service/telemetry", "-o", "jsonpath={.spec.ports[0].port}")
+	settings, err := os.ReadFile("settings.env")
+	require.NoError(t, err)
+	require.Contains(t, string(settings), "TELEMETRY_URL=https://telemetry.tkgi-system.svc:"+port+"/")
+	data := kubectl(t, c, "-n", "tkgi-system", "get", "configmap/telegraf-tkgi-server", "-o", `jsonpath={.data.server\.conf}`)
+	want, err := os.ReadFile("server.conf")
+	require.NoError(t, err)
+	require.Equal(t, string(want), data)
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests run for real: tinyproxy (proxy
 # tests), prometheus and influxdb (end-to-end with the stock outputs), plus
-# the tools the scripts use: openssl, curl, jq, GNU time (benchmarks) and
-# util-linux's flock. Only missing packages are installed. kubectl is not a
+# the tools the scripts use: openssl, curl, jq, GNU time (benchmarks),
+# util-linux (flock; unshare, nsenter and setpriv for the shipped-pair e2e
+# test's namespaces), iproute2 (ip) and systemd (systemd-analyze verifies the
+# server's unit; installing it in a container starts nothing). Only missing packages are installed. kubectl is not a
 # Debian bookworm package: it comes with the machine image, and its absence
 # is reported here rather than halfway through the tests.
 set -euo pipefail
@@ -12,7 +14,7 @@ if ! command -v kubectl >/dev/null; then
   exit 1
 fi
 
-want=(openssl curl jq time procps util-linux tinyproxy prometheus influxdb)
+want=(openssl curl jq time procps util-linux iproute2 systemd tinyproxy prometheus influxdb)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -447,6 +447,16 @@ func TestShippedConfigsLoad(t *testing.T) {
 	require.NoError(t, os.Mkdir(keyDir, 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o600))
 	pki := testpki.New(t)
+	// What the manifests mount: the telemetry server's CA (ConfigMap) and
+	// the pod's ServiceAccount (token and cluster CA).
+	caDir, saDir := filepath.Join(state, "telemetry-ca"), filepath.Join(state, "serviceaccount")
+	for _, dir := range []string{caDir, saDir} {
+		require.NoError(t, os.Mkdir(dir, 0o700))
+		cert, err := os.ReadFile(pki.CertFile)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.crt"), cert, 0o600))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(saDir, "token"), []byte("sa-token"), 0o600))
 
 	settings, err := os.ReadFile("../../configs/settings.env")
 	require.NoError(t, err)
@@ -470,6 +480,8 @@ func TestShippedConfigsLoad(t *testing.T) {
 			require.NoError(t, err)
 			text := strings.NewReplacer(
 				"/etc/telegraf-tkgi-key", keyDir,
+				"/etc/telegraf-tkgi-ca", caDir,
+				"/var/run/secrets/kubernetes.io/serviceaccount", saDir,
 				"/var/lib/telegraf-tkgi", state,
 			).Replace(string(data))
 			local := filepath.Join(t.TempDir(), filepath.Base(conf))

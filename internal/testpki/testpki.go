@@ -39,6 +39,13 @@ type PKI struct {
 // New makes a certificate for localhost, 127.0.0.1 and ips.
 func New(t testing.TB, ips ...net.IP) *PKI {
 	t.Helper()
+	return NewFor(t, nil, ips...)
+}
+
+// NewFor makes a certificate for localhost, 127.0.0.1, the host names
+// dnsNames and ips.
+func NewFor(t testing.TB, dnsNames []string, ips ...net.IP) *PKI {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	tmpl := &x509.Certificate{
@@ -46,7 +53,7 @@ func New(t testing.TB, ips ...net.IP) *PKI {
 		Subject:               pkix.Name{CommonName: "telegraf-tkgi test"},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(time.Hour),
-		DNSNames:              []string{"localhost"},
+		DNSNames:              append([]string{"localhost"}, dnsNames...),
 		IPAddresses:           append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -55,9 +56,12 @@ func (k *KubeTelemetry) restConfig() (*rest.Config, error) {
 			return nil, fmt.Errorf("tls options: %w", err)
 		}
 		// Our own transport so every option of Telegraf's common TLS
-		// settings applies; SetTransportDefaults adds HTTP/2 and the
-		// environment's proxy as client-go would.
-		var rt http.RoundTripper = utilnet.SetTransportDefaults(&http.Transport{TLSClientConfig: tlsCfg})
+		// settings applies; SetTransportDefaults adds HTTP/2 as client-go
+		// would, and keeps our proxy choice (never the environment's).
+		var rt http.RoundTripper = utilnet.SetTransportDefaults(&http.Transport{
+			TLSClientConfig: tlsCfg,
+			Proxy:           k.apiProxy(),
+		})
 		if !k.BearerToken.Empty() {
 			rt = &secretAuth{secret: &k.BearerToken, next: rt}
 		}
@@ -81,6 +85,14 @@ func (k *KubeTelemetry) restConfig() (*rest.Config, error) {
 				"(not running in a pod?): %w; set url or kubeconfig", err)
 		}
 	}
+	// client-go would take HTTPS_PROXY from the environment, which is set
+	// for the telemetry's egress and usually does not list the API server's
+	// service IP in NO_PROXY: the API traffic would leave through the
+	// corporate proxy. A kubeconfig's own proxy-url is kept unless
+	// http_proxy_url overrides it.
+	if cfg.Proxy == nil || k.HTTPProxyURL != "" {
+		cfg.Proxy = k.apiProxy()
+	}
 	cfg.Timeout = time.Duration(k.ResponseTimeout)
 	cfg.UserAgent = userAgent
 	cfg.QPS, cfg.Burst = clientQPS, clientBurst
@@ -97,6 +109,19 @@ func (k *KubeTelemetry) restConfig() (*rest.Config, error) {
 		return &countingTransport{next: rt, n: &k.requests}
 	}
 	return cfg, nil
+}
+
+// apiProxy is the proxy for the API server's requests: http_proxy_url if
+// set, otherwise none, whatever HTTPS_PROXY, HTTP_PROXY and NO_PROXY say.
+func (k *KubeTelemetry) apiProxy() func(*http.Request) (*url.URL, error) {
+	if k.HTTPProxyURL != "" {
+		// Validated by Init.
+		u, err := url.Parse(k.HTTPProxyURL)
+		if err == nil {
+			return http.ProxyURL(u)
+		}
+	}
+	return func(*http.Request) (*url.URL, error) { return nil, nil }
 }
 
 func (k *KubeTelemetry) newClients() (*clients, error) {

@@ -58,6 +58,7 @@ type KubeTelemetry struct {
 	ResourceInclude []string        `toml:"resource_include"`
 	ResourceExclude []string        `toml:"resource_exclude"`
 	AddonNamespaces []string        `toml:"addon_namespaces"`
+	HTTPProxyURL    string          `toml:"http_proxy_url"`
 	tls.ClientConfig
 
 	Log telegraf.Logger `toml:"-"`
@@ -80,6 +81,12 @@ func (*KubeTelemetry) SampleConfig() string {
 func (k *KubeTelemetry) Init() error {
 	if err := k.checkConnection(); err != nil {
 		return err
+	}
+	if k.HTTPProxyURL != "" {
+		u, err := url.Parse(k.HTTPProxyURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") || u.Host == "" {
+			return fmt.Errorf("http_proxy_url %q must be an http, https or socks5 URL, e.g. \"http://proxy.example:3128\"", k.HTTPProxyURL)
+		}
 	}
 	if k.PageSize <= 0 || k.PageSize > maxPageSize {
 		return fmt.Errorf("page_size must be between 1 and %d, got %d", maxPageSize, k.PageSize)

@@ -70,6 +70,9 @@ func TestInitValidation(t *testing.T) {
 		{name: "glob matching", configure: func(k *KubeTelemetry) { k.ResourceInclude = []string{"persistent*"} }},
 		{name: "addon namespace not a name", configure: func(k *KubeTelemetry) { k.AddonNamespaces = []string{"kube-system", "NSX System"} },
 			wantErr: `addon_namespaces: "NSX System" is not a namespace name`},
+		{name: "api proxy", configure: func(k *KubeTelemetry) { k.HTTPProxyURL = "http://proxy.example:3128" }},
+		{name: "api proxy without scheme", configure: func(k *KubeTelemetry) { k.HTTPProxyURL = "proxy.example:3128" },
+			wantErr: `http_proxy_url "proxy.example:3128" must be an http, https or socks5 URL`},
 		{name: "nothing left", configure: func(k *KubeTelemetry) { k.ResourceExclude = []string{"*"} },
 			wantErr: "resource_include and resource_exclude leave no resource to collect"},
 	}
