@@ -66,9 +66,12 @@ func (l *Listener) serve(w http.ResponseWriter, r *http.Request, ep endpoint) in
 		w.Header().Set("Allow", http.MethodPost)
 		return l.refuse(w, nil, errorf(http.StatusMethodNotAllowed, "method %s not allowed; use POST", r.Method))
 	}
-	if err := l.auth.check(r); err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="telemetry"`)
+	if err := l.auth.check(r, ep); err != nil {
 		l.stats.authFailures.Incr(1)
+		if errors.Is(err, errOtherEndpoint) {
+			return l.refuse(w, nil, wrapError(http.StatusForbidden, err, "forbidden"))
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="telemetry"`)
 		return l.refuse(w, nil, wrapError(http.StatusUnauthorized, err, "unauthorized"))
 	}
 	req, err := l.parseRequest(r, ep)

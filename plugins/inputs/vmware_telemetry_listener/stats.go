@@ -13,7 +13,7 @@ import (
 const statsMeasurement = "vmware_telemetry_listener"
 
 var answeredStatuses = []int{
-	http.StatusOK, http.StatusCreated, http.StatusBadRequest, http.StatusUnauthorized,
+	http.StatusOK, http.StatusCreated, http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden,
 	http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge,
 	http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusTooManyRequests,
 	http.StatusServiceUnavailable,

@@ -17,6 +17,8 @@ import (
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
 )
 
 func tokens(values ...string) []config.Secret {
@@ -52,16 +54,73 @@ func TestInitRefusesBadConfig(t *testing.T) {
 		{"undelivered", func(l *Listener) { l.MaxUndeliveredBatches = 0 }, "max_undelivered_batches"},
 		{"retry after", func(l *Listener) { l.RetryAfter = configDuration(time.Millisecond) }, "retry_after"},
 		{"dedup entries", func(l *Listener) { l.DedupMaxEntries = 0 }, "dedup_max_entries"},
-		{"empty token", func(l *Listener) { l.Tokens = tokens("") }, "tokens[0] is empty"},
 		{"tls", func(l *Listener) { l.TLSCert, l.TLSKey = "/nonexistent.pem", "/nonexistent.key" }, "tls options"},
 		{"dictionary", func(l *Listener) { l.DictionaryFile = "/nonexistent/dictionary.toml" }, "dictionary"},
+
+		{"no tokens", func(l *Listener) { l.Tokens = nil }, "tokens is empty, so any client could post batches; set tokens"},
+		{"empty token", func(l *Listener) { l.Tokens = tokens(testToken, "") }, "tokens[1] is empty"},
+		{"blank token", func(l *Listener) { l.Tokens = tokens(" \t\n") }, "tokens[0] is empty"},
+		{"short token", func(l *Listener) { l.Tokens = tokens("s3cret") }, "tokens[0] is shorter than 16 characters"},
+		{"unexpanded token", func(l *Listener) { l.Tokens = tokens("${TELEMETRY_TOKEN}") },
+			`tokens[0] holds an unexpanded "${TELEMETRY_TOKEN}"; set that environment variable`},
+		{"unexpanded inside a token", func(l *Listener) { l.Tokens = tokens(testToken, "prefix-${TOKEN_SUFFIX}") },
+			`tokens[1] holds an unexpanded "${TOKEN_SUFFIX}"`},
+		{"unexpanded events token", func(l *Listener) { l.EventsTokens = tokens("${TELEMETRY_EVENTS_TOKEN}") },
+			`events_tokens[0] holds an unexpanded "${TELEMETRY_EVENTS_TOKEN}"`},
+		{"short events token", func(l *Listener) { l.EventsTokens = tokens("events") }, "events_tokens[0] is shorter"},
+		{"no events tokens", func(l *Listener) { l.EventsTokens = nil },
+			`events_tokens is empty, so any client could post events (the agents' tokens are not accepted there); set events_tokens, or events_path = ""`},
+		{"tokens over plain http", func(l *Listener) { l.AllowTokensOverHTTP = false },
+			"tokens would travel in clear over plain HTTP: set tls_cert and tls_key, or allow_tokens_over_http = true"},
+		{"events tokens over plain http", func(l *Listener) { l.AllowTokensOverHTTP, l.AllowAnonymous, l.Tokens = false, true, nil },
+			"tokens would travel in clear over plain HTTP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := inputs.Inputs["vmware_telemetry_listener"]().(*Listener)
-			l.Log = testutil.Logger{Quiet: true}
+			l := validListener()
 			tt.configure(l)
-			require.ErrorContains(t, l.Init(), tt.want)
+			err := l.Init()
+			require.ErrorContains(t, err, tt.want)
+			// Errors name the option, never the value.
+			require.NotContains(t, err.Error(), testToken)
+			require.NotContains(t, err.Error(), testEventsToken)
+		})
+	}
+}
+
+// validListener is a configuration Init accepts; the refusal tests change
+// one thing in it.
+func validListener() *Listener {
+	l := inputs.Inputs["vmware_telemetry_listener"]().(*Listener)
+	l.Log = testutil.Logger{Quiet: true}
+	l.Tokens = tokens(testToken)
+	l.EventsTokens = tokens(testEventsToken)
+	l.AllowTokensOverHTTP = true
+	return l
+}
+
+func TestInitAccepts(t *testing.T) {
+	pki := testpki.New(t)
+	tests := []struct {
+		name      string
+		configure func(*Listener)
+	}{
+		{"tokens over https", func(l *Listener) {
+			l.AllowTokensOverHTTP = false
+			l.TLSCert, l.TLSKey = pki.CertFile, pki.KeyFile
+		}},
+		{"tokens over http when allowed", func(*Listener) {}},
+		{"anonymous when allowed", func(l *Listener) { l.Tokens, l.EventsTokens, l.AllowAnonymous = nil, nil, true }},
+		{"anonymous over plain http needs no allow_tokens_over_http", func(l *Listener) {
+			l.Tokens, l.EventsTokens, l.AllowAnonymous, l.AllowTokensOverHTTP = nil, nil, true, false
+		}},
+		{"events off need no events tokens", func(l *Listener) { l.EventsPath, l.EventsTokens = "", nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := validListener()
+			tt.configure(l)
+			require.NoError(t, l.Init())
 		})
 	}
 }
