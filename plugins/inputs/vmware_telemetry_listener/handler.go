@@ -120,6 +120,12 @@ func (l *Listener) serve(w http.ResponseWriter, r *http.Request, ep endpoint) in
 // p is owned by the caller's claim: every path either hands it to the
 // tracker or aborts it.
 func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p *pending) (int, error) {
+	if err := l.dedup.ready(p); err != nil {
+		l.dedup.abort(p)
+		l.setRetryAfter(w)
+		// The operator's log has the cause; the client gets no server paths.
+		return 0, errorf(http.StatusServiceUnavailable, "the server cannot record batch keys right now (its disk may be full); retry later")
+	}
 	if !l.tracker.tryAcquire() {
 		l.dedup.abort(p)
 		l.stats.backpressure.Incr(1)
@@ -147,7 +153,7 @@ func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p
 	if l.Acknowledge == ackAccepted {
 		l.tracker.add(metrics, func(bool) {})
 		if err := l.dedup.commit(p, req.received); err != nil {
-			l.Log.Errorf("Recording key of batch from %s/%s: %v", req.collector, req.instance, err)
+			l.Log.Warnf("Batch from %s/%s is stored; its key is kept in memory only until the de-duplication log can be written: %v", req.collector, req.instance, err)
 		}
 		l.stats.stored(req.endpoint, n)
 		return l.created(w, n), nil
@@ -160,7 +166,7 @@ func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p
 			return
 		}
 		if err := l.dedup.commit(p, received); err != nil {
-			l.Log.Errorf("Recording key of batch from %s/%s: %v", req.collector, req.instance, err)
+			l.Log.Warnf("Batch from %s/%s is stored; its key is kept in memory only until the de-duplication log can be written: %v", req.collector, req.instance, err)
 		}
 	})
 	if !l.wait(r, p) {

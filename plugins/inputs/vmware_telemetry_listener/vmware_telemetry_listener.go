@@ -193,6 +193,7 @@ func (l *Listener) initAuth() error {
 
 func (l *Listener) Start(acc telegraf.Accumulator) error {
 	l.dedup = newDedupStore(time.Duration(l.DedupWindow), l.DedupMaxEntries)
+	l.dedup.log = l.Log
 	loaded, err := l.dedup.open(l.DedupFile, l.now())
 	if err != nil {
 		return err
