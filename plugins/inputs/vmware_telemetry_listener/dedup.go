@@ -278,9 +278,11 @@ func (s *dedupStore) commit(p *pending, now time.Time) error {
 	e := dedupEntry{key: p.key, expires: now.Add(s.window).UnixNano()}
 	s.insertLocked(e)
 	s.releaseLocked(p)
+	// The record is written before the waiting request is answered.
+	err := s.appendLocked(e)
 	p.stored = true
 	close(p.done)
-	return s.appendLocked(e)
+	return err
 }
 
 // abort releases the key without storing it, so a retry stores the batch.

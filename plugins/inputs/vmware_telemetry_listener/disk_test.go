@@ -161,7 +161,10 @@ func TestDedupLogTornWriteOnFullDisk(t *testing.T) {
 		resp, msg := ts.do(post{body: body, encoding: "zstd", key: key})
 		require.Equal(t, http.StatusCreated, resp.StatusCode, msg)
 		stored = append(stored, key)
-		if ts.l.dedup.writeErrs > 0 {
+		ts.l.dedup.mu.Lock()
+		failed := ts.l.dedup.writeErrs > 0
+		ts.l.dedup.mu.Unlock()
+		if failed {
 			torn = key
 		}
 	}

@@ -74,6 +74,11 @@ func (l *Listener) serve(w http.ResponseWriter, r *http.Request, ep endpoint) in
 		w.Header().Set("WWW-Authenticate", `Bearer realm="telemetry"`)
 		return l.refuse(w, nil, wrapError(http.StatusUnauthorized, err, "unauthorized"))
 	}
+	select {
+	case <-l.stopping: // a request on a connection kept open
+		return l.unavailable(w, nil, "")
+	default:
+	}
 	req, err := l.parseRequest(r, ep)
 	if err != nil {
 		return l.refuse(w, nil, err)
@@ -182,8 +187,8 @@ func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p
 	return l.created(w, n), nil
 }
 
-// wait blocks until p is done, for at most ack_timeout or until the client
-// goes away; false means p is not done.
+// wait blocks until p is done, for at most ack_timeout, until the client
+// goes away or until Stop begins; false means p is not done.
 func (l *Listener) wait(r *http.Request, p *pending) bool {
 	timer := time.NewTimer(time.Duration(l.AckTimeout))
 	defer timer.Stop()
@@ -193,6 +198,8 @@ func (l *Listener) wait(r *http.Request, p *pending) bool {
 	case <-timer.C:
 		return false
 	case <-r.Context().Done():
+		return false
+	case <-l.stopping:
 		return false
 	}
 }
@@ -359,6 +366,11 @@ func (l *Listener) duplicate(w http.ResponseWriter, req *request) int {
 }
 
 func (l *Listener) unavailable(w http.ResponseWriter, req *request, msg string) int {
+	select {
+	case <-l.stopping:
+		msg = "the server is stopping; retry later"
+	default:
+	}
 	l.setRetryAfter(w)
 	return l.refuse(w, req, errorf(http.StatusServiceUnavailable, "%s", msg))
 }

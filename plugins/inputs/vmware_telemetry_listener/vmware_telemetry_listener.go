@@ -258,9 +258,12 @@ func (l *Listener) Gather(telegraf.Accumulator) error {
 	return nil
 }
 
-// Stop stops accepting connections, lets the requests in flight finish and
+// Stop stops accepting connections and answers the requests waiting (for
+// their batch to be written, or for an earlier attempt of it) 503 with
+// Retry-After at once; requests still being read finish as usual. It then
 // waits, up to ack_timeout, for the batches already in the pipeline to be
-// delivered, so their keys are recorded before the log is closed. Telegraf
+// delivered, so their keys are recorded before the log is closed and the
+// agents' retries after the restart are answered as duplicates. Telegraf
 // keeps flushing outputs while inputs stop, which is what delivers them.
 func (l *Listener) Stop() {
 	if l.server == nil {
@@ -277,11 +280,10 @@ func (l *Listener) Stop() {
 		l.Log.Errorf("Serving failed: %v", err)
 	}
 
-	deadline := time.Now().Add(time.Duration(l.AckTimeout))
-	for l.tracker.undelivered() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := l.tracker.undelivered(); n > 0 {
+	delivered, cancelDelivered := context.WithTimeout(context.Background(), time.Duration(l.AckTimeout))
+	defer cancelDelivered()
+	if !l.tracker.idle(delivered) {
+		n := l.tracker.undelivered()
 		l.Log.Warnf("Stopped with %d batches not yet written by the outputs; their keys are not recorded, so agents' retries store them again", n)
 	}
 	l.tracker.stopDispatch()

@@ -451,15 +451,24 @@ func TestDedupSurvivesRestart(t *testing.T) {
 	require.Equal(t, http.StatusCreated, resp.StatusCode, msg)
 }
 
-func TestStopFinishesInFlightRequests(t *testing.T) {
-	ts := startListener(t, nil)
+// Stop answers a request waiting for its batch 503 with Retry-After at
+// once, then waits for the outputs to write the batch so its key is
+// recorded: the agent's retry after the restart is a duplicate.
+func TestStopAnswersWaitingRequests(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dedup.log")
+	ts := startListener(t, func(l *Listener) { l.DedupFile = path; l.AckTimeout = configDuration(time.Minute) })
 	ts.pipe.hold()
 	body := zstdBytes(t, validBatch(2))
 
-	done := make(chan int)
+	type answer struct {
+		code       int
+		retryAfter string
+		body       string
+	}
+	done := make(chan answer)
 	go func() {
-		resp, _ := ts.do(post{body: body, encoding: "zstd", key: "in-flight"})
-		done <- resp.StatusCode
+		resp, msg := ts.do(post{body: body, encoding: "zstd", key: "in-flight"})
+		done <- answer{resp.StatusCode, resp.Header.Get("Retry-After"), msg}
 	}()
 	require.Eventually(t, func() bool { return ts.l.tracker.undelivered() == 1 }, 5*time.Second, 5*time.Millisecond)
 
@@ -468,20 +477,23 @@ func TestStopFinishesInFlightRequests(t *testing.T) {
 		ts.l.Stop()
 		close(stopped)
 	}()
+	// Answered while the batch is still held: well before ack_timeout.
+	got := <-done
+	require.Equal(t, answer{http.StatusServiceUnavailable, "5", "the server is stopping; retry later\n"}, got)
+	require.Equal(t, 1, ts.l.tracker.undelivered(), "answered only once the batch left the pipeline")
+
 	// Telegraf keeps flushing outputs while inputs stop.
-	time.Sleep(100 * time.Millisecond)
-	select {
-	case <-stopped:
-		t.Fatal("Stop returned before the in-flight request finished")
-	default:
-	}
 	ts.pipe.release()
-	require.Equal(t, http.StatusCreated, <-done)
 	<-stopped
 
 	// Closed for new requests.
 	_, err := http.Post(ts.url+ts.l.Path, contentTypeLineProtocol, nil)
 	require.Error(t, err)
+
+	again := startListener(t, func(l *Listener) { l.DedupFile = path })
+	resp, msg := again.do(post{body: body, encoding: "zstd", key: "in-flight"})
+	require.Equal(t, http.StatusOK, resp.StatusCode, msg)
+	require.Equal(t, "true", resp.Header.Get(headerDuplicate))
 }
 
 func TestEvents(t *testing.T) {
