@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -62,6 +63,31 @@ func (a *bearerAuth) addTokens(ep endpoint, key string, tokens []config.Secret) 
 		a.digests[ep] = append(a.digests[ep], sha256.Sum256([]byte(token)))
 	}
 	return nil
+}
+
+// credentialWords mark a query parameter that carries a credential.
+var credentialWords = []string{"token", "secret", "password", "passwd", "apikey", "api_key", "auth", "signature"}
+
+// credentialInQuery says which credential word a query parameter's name
+// holds ("" if none). The listener takes credentials only from the
+// Authorization header: a URL is logged by proxies, load balancers and
+// clients, so a request carrying one there is refused, without echoing it.
+func credentialInQuery(rawQuery string) string {
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		name, _, _ := strings.Cut(pair, "=")
+		if unescaped, err := url.QueryUnescape(name); err == nil {
+			name = unescaped
+		}
+		lower := strings.ToLower(name)
+		for _, w := range credentialWords {
+			if strings.Contains(lower, w) {
+				return w // not the name: it may hold the secret too
+			}
+		}
+	}
+	return ""
 }
 
 func (a *bearerAuth) enabled(ep endpoint) bool {

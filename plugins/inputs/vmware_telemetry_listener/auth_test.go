@@ -3,8 +3,10 @@ package vmware_telemetry_listener
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -117,4 +119,73 @@ func TestAllowAnonymous(t *testing.T) {
 	require.Equal(t, http.StatusCreated, resp.StatusCode, body)
 	resp, body = ts.do(post{path: ts.l.EventsPath, body: []byte(`{"type":"a.b"}`), token: "-", query: "_c=tkgi-api&_i=api-1"})
 	require.Equal(t, http.StatusCreated, resp.StatusCode, body)
+}
+
+// Credentials never come back in an answer or go to the log: a request
+// carrying one in its URL is refused without echoing it, malformed query
+// values are not echoed, and no answer has a Location header.
+func TestCredentialsNeverEchoedOrLogged(t *testing.T) {
+	const secret = "leaked-secret-value-0123456789"
+	log := &testutil.CaptureLogger{}
+	ts := startListener(t, func(l *Listener) { l.Log = log })
+	batch := zstdBytes(t, validBatch(1))
+
+	tests := []struct {
+		name string
+		req  post
+		code int
+		want string
+	}{
+		{"token in the query", post{body: batch, encoding: "zstd", query: "_c=tkgi-agent&_i=inst-1&access_token=" + secret},
+			http.StatusBadRequest, `named like "token" looks like a credential: send tokens only in the Authorization header`},
+		{"token in the query without a header", post{body: batch, encoding: "zstd", token: "-", query: "_c=tkgi-agent&_i=inst-1&token=" + secret},
+			http.StatusBadRequest, "looks like a credential"},
+		{"secret in a parameter's name", post{body: batch, encoding: "zstd", query: "_c=tkgi-agent&_i=inst-1&X-Auth-" + secret},
+			http.StatusBadRequest, "looks like a credential"},
+		{"escaped name", post{body: batch, encoding: "zstd", query: "_c=tkgi-agent&_i=inst-1&api%5Fkey=" + secret},
+			http.StatusBadRequest, `named like "api_key"`},
+		{"secret as a malformed collector", post{body: batch, encoding: "zstd", query: "_c=" + secret + "%20&_i=inst-1"},
+			http.StatusBadRequest, "query parameter _c (31 bytes): give the collector id"},
+		{"secret as a malformed instance", post{body: batch, encoding: "zstd", query: "_c=tkgi-agent&_i=" + secret + "/"},
+			http.StatusBadRequest, "query parameter _i (31 bytes)"},
+		{"secret as a wrong token", post{body: batch, encoding: "zstd", token: secret}, http.StatusUnauthorized, "not accepted"},
+		{"secret on an unknown path", post{path: "/" + secret, body: batch}, http.StatusNotFound, "not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := ts.do(tt.req)
+			require.Equal(t, tt.code, resp.StatusCode, body)
+			require.Contains(t, body, tt.want)
+			require.NotContains(t, body, secret)
+			require.Empty(t, resp.Header.Get("Location"))
+			for k, v := range resp.Header {
+				require.NotContains(t, strings.Join(v, " "), secret, "header %s", k)
+			}
+		})
+	}
+	require.Zero(t, len(ts.pipe.GetTelegrafMetrics()))
+	require.NotZero(t, log.NMessages(), "the test saw no log line at all")
+	for _, m := range log.Messages() {
+		require.NotContains(t, m.String(), secret)
+	}
+	// The tokens themselves are never logged either.
+	for _, m := range log.Messages() {
+		require.NotContains(t, m.String(), testToken)
+		require.NotContains(t, m.String(), testEventsToken)
+	}
+}
+
+func TestCredentialInQuery(t *testing.T) {
+	for query, want := range map[string]string{
+		"_c=a&_i=b":               "",
+		"":                        "",
+		"_c=a&_i=b&cache=1":       "",
+		"_c=a&access_token=x":     "token",
+		"Password=x":              "password",
+		"X-Amz-Signature=abc&_c=": "signature",
+		"apiKey=1":                "apikey",
+		"%zz=1&secret=1":          "secret",
+	} {
+		require.Equal(t, want, credentialInQuery(query), query)
+	}
 }

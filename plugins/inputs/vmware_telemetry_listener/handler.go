@@ -66,6 +66,10 @@ func (l *Listener) serve(w http.ResponseWriter, r *http.Request, ep endpoint) in
 		w.Header().Set("Allow", http.MethodPost)
 		return l.refuse(w, nil, errorf(http.StatusMethodNotAllowed, "method %s not allowed; use POST", r.Method))
 	}
+	if name := credentialInQuery(r.URL.RawQuery); name != "" {
+		return l.refuse(w, nil, errorf(http.StatusBadRequest,
+			"a query parameter named like %q looks like a credential: send tokens only in the Authorization header, URLs end up in logs", name))
+	}
 	if err := l.auth.check(r, ep); err != nil {
 		l.stats.authFailures.Incr(1)
 		if errors.Is(err, errOtherEndpoint) {
@@ -277,13 +281,14 @@ func (l *Listener) parseRequest(r *http.Request, ep endpoint) (*request, error) 
 	q := r.URL.Query()
 	req.collector = q.Get(queryCollector)
 	req.instance = q.Get(queryInstance)
+	// The values are not echoed: answers end up in the clients' logs.
 	if !telemetry.ValidID(req.collector) {
-		return nil, errorf(http.StatusBadRequest, "query parameter %s %q: give the collector id, 1-%d of letters, digits, '.', '_', '-' or ':'",
-			queryCollector, req.collector, telemetry.MaxIDLength)
+		return nil, errorf(http.StatusBadRequest, "query parameter %s (%d bytes): give the collector id, 1-%d of letters, digits, '.', '_', '-' or ':'",
+			queryCollector, len(req.collector), telemetry.MaxIDLength)
 	}
 	if !telemetry.ValidID(req.instance) {
-		return nil, errorf(http.StatusBadRequest, "query parameter %s %q: give the instance id, 1-%d of letters, digits, '.', '_', '-' or ':'",
-			queryInstance, req.instance, telemetry.MaxIDLength)
+		return nil, errorf(http.StatusBadRequest, "query parameter %s (%d bytes): give the instance id, 1-%d of letters, digits, '.', '_', '-' or ':'",
+			queryInstance, len(req.instance), telemetry.MaxIDLength)
 	}
 
 	level, err := l.wire.level(r.Header.Get(headerLevel))
