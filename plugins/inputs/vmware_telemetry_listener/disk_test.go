@@ -4,57 +4,15 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testdisk"
 )
-
-// mountTmpfs mounts a real tmpfs of size bytes for the test. Without the
-// right to mount (not root), it runs the test again inside a user and
-// mount namespace (unshare -rm), where tmpfs may be mounted, and returns
-// "" once that run passed: the caller returns.
-func mountTmpfs(t *testing.T, size int) string {
-	t.Helper()
-	dir := t.TempDir()
-	err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size))
-	if err == nil {
-		t.Cleanup(func() { require.NoError(t, syscall.Unmount(dir, 0)) })
-		return dir
-	}
-	require.Empty(t, os.Getenv("LISTENER_TEST_USERNS"), "mounting a tmpfs in a user namespace failed: %v", err)
-	cmd := exec.Command("unshare", "--user", "--map-root-user", "--mount",
-		os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "LISTENER_TEST_USERNS=1")
-	out, rerr := cmd.CombinedOutput()
-	require.NoError(t, rerr, "mount: %v; running in a user namespace:\n%s", err, out)
-	require.Contains(t, string(out), "--- PASS: "+t.Name())
-	return ""
-}
-
-// fillDisk writes to a file in dir until the filesystem is full; removing
-// the returned file frees the space.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	require.NoError(t, err)
-	defer f.Close()
-	for _, chunk := range []int{64 << 10, 4 << 10, 1} {
-		buf := make([]byte, chunk)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				require.ErrorIs(t, err, syscall.ENOSPC)
-				break
-			}
-		}
-	}
-	return path
-}
 
 func logSize(t *testing.T, path string) int64 {
 	t.Helper()
@@ -75,7 +33,7 @@ func requireWholeRecords(t *testing.T, path string) {
 // what to do, the log stays whole, and once space is freed the retry is
 // stored once; a restart on the same file remembers every stored batch.
 func TestDedupLogOnFullDisk(t *testing.T) {
-	dir := mountTmpfs(t, 256<<10)
+	dir := testdisk.Mount(t, 256<<10)
 	if dir == "" {
 		return // passed in a user namespace
 	}
@@ -89,7 +47,7 @@ func TestDedupLogOnFullDisk(t *testing.T) {
 	resp, msg := ts.do(post{body: body, encoding: "zstd", key: "before-full"})
 	require.Equal(t, http.StatusCreated, resp.StatusCode, msg)
 
-	filler := fillDisk(t, dir)
+	filler := testdisk.Fill(t, dir)
 	stored := []string{"before-full"}
 	var refused string
 	for i := 0; i < 4096/dedupRecordSize+16 && refused == ""; i++ {
@@ -141,7 +99,7 @@ func TestDedupLogOnFullDisk(t *testing.T) {
 // next keyed batch is refused until the log can be rewritten, and after a
 // restart every stored batch is still known.
 func TestDedupLogTornWriteOnFullDisk(t *testing.T) {
-	dir := mountTmpfs(t, 256<<10)
+	dir := testdisk.Mount(t, 256<<10)
 	if dir == "" {
 		return
 	}
@@ -151,7 +109,7 @@ func TestDedupLogTornWriteOnFullDisk(t *testing.T) {
 	ts.l.dedup.noPrealloc = true
 	body := zstdBytes(t, validBatch(1))
 
-	fillDisk(t, dir)
+	testdisk.Fill(t, dir)
 	var stored []string
 	torn := ""
 	// The log's last page has room for some records; the one crossing
