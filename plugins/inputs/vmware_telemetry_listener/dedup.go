@@ -131,6 +131,7 @@ type dedupStore struct {
 	failure        error
 	nextCompaction int
 	writeErrs      int
+	logErrors      int64
 }
 
 func newDedupStore(window time.Duration, maxEntries int) *dedupStore {
@@ -347,6 +348,7 @@ func (s *dedupStore) ready(p *pending) error {
 // failedLocked tells the operator, once per failure, that the log cannot
 // be written and what that means; it returns err for the request.
 func (s *dedupStore) failedLocked(err error) error {
+	s.logErrors++
 	if s.failure == nil && s.log != nil {
 		s.log.Errorf("De-duplication log %q cannot be written: %v. Batches with an Idempotency-Key are answered 503 "+
 			"(agents keep and retry them) until it can: free space on its filesystem, or point dedup_file elsewhere and restart",
@@ -471,6 +473,14 @@ func (s *dedupStore) close() error {
 	}
 	s.file = nil
 	return err
+}
+
+// errors is the number of failed writes, reservations and rewrites of the
+// log.
+func (s *dedupStore) errors() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logErrors
 }
 
 // len is the number of keys remembered.

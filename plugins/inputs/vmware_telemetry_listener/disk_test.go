@@ -69,6 +69,8 @@ func TestDedupLogOnFullDisk(t *testing.T) {
 	require.Equal(t, len(stored), ts.pipe.stored("kube_telemetry_nodes"), "the refused batch entered the pipeline")
 	requireWholeRecords(t, path)
 	require.Len(t, log.Errors(), 1, "the operator is told once")
+	require.NoError(t, ts.l.Gather(nil))
+	require.Equal(t, int64(1), ts.l.stats.dedupLogErrors.Get())
 	require.Contains(t, log.Errors()[0], "no space left on device")
 	require.Contains(t, log.Errors()[0], "free space on its filesystem, or point dedup_file elsewhere")
 

@@ -254,6 +254,7 @@ func (l *Listener) Gather(telegraf.Accumulator) error {
 	if l.tracker != nil {
 		l.stats.undelivered.Set(int64(l.tracker.undelivered()))
 		l.stats.dedupEntries.Set(int64(l.dedup.len()))
+		l.stats.dedupLogErrors.Set(l.dedup.errors())
 	}
 	return nil
 }
