@@ -75,13 +75,23 @@ type answer struct {
 	body       string
 }
 
-// post sends batch i under key; trace, if set, sees the request go out.
-func (s *listenerServer) post(t *testing.T, key string, i int, trace *httptrace.ClientTrace) answer {
+// post sends batch i under key.
+func (s *listenerServer) post(t *testing.T, key string, i int) answer {
 	t.Helper()
+	a, err := s.send(http.DefaultClient, key, i, nil)
+	require.NoError(t, err)
+	return a
+}
+
+// send posts batch i under key with client; trace, if set, sees the
+// request go out.
+func (s *listenerServer) send(client *http.Client, key string, i int, trace *httptrace.ClientTrace) (answer, error) {
 	line := fmt.Sprintf("kube_telemetry_nodes,cluster_uid=%0*x total=3i,ready=3i,not_ready=0i %d\n",
 		telemetry.PseudonymLength, i, 1_700_000_000_000_000_000+int64(i))
 	req, err := http.NewRequest(http.MethodPost, s.url+"?_c=state-test&_i=0123456789abcdef", strings.NewReader(line))
-	require.NoError(t, err)
+	if err != nil {
+		return answer{}, err
+	}
 	if trace != nil {
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	}
@@ -89,12 +99,13 @@ func (s *listenerServer) post(t *testing.T, key string, i int, trace *httptrace.
 	req.Header.Set("Content-Type", telemetry.ContentType)
 	req.Header.Set(telemetry.HeaderLevel, "standard")
 	req.Header.Set(telemetry.HeaderIdempotencyKey, key)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	resp, err := client.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return answer{resp.StatusCode, resp.Header.Get("Retry-After"), string(body)}
+	return answer{resp.StatusCode, resp.Header.Get("Retry-After"), string(body)}, err
 }
 
 // lakeTimes counts the lake's metrics by timestamp: one per stored batch.
@@ -138,7 +149,7 @@ func TestListenerStateSurvivesFullDiskAndShutdown(t *testing.T) {
 	var stored []string
 	refused := -1
 	for i := 0; i < 400 && refused < 0; i++ {
-		a := server.post(t, fmt.Sprintf("k-%d", i), i, nil)
+		a := server.post(t, fmt.Sprintf("k-%d", i), i)
 		switch a.code {
 		case http.StatusCreated:
 			stored = append(stored, fmt.Sprintf("k-%d", i))
@@ -152,32 +163,54 @@ func TestListenerStateSurvivesFullDiskAndShutdown(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, refused, 100, "refused too early; stderr:\n%s", server.stderr)
 	t.Logf("%d batches stored in the last free page, batch %d refused", len(stored), refused)
-	require.Contains(t, server.stderr.String(), "cannot be written: reserving room in the de-duplication log: no space left on device")
+	// The log line reaches stderr through a pipe, maybe after the answer.
+	require.Eventually(t, func() bool {
+		return strings.Contains(server.stderr.String(), "cannot be written: reserving room in the de-duplication log: no space left on device")
+	}, 10*time.Second, 50*time.Millisecond, "no log line for the operator")
 	require.Contains(t, server.stderr.String(), "free space on its filesystem, or point dedup_file elsewhere and restart")
 
 	require.NoError(t, os.Remove(filler))
 	key := fmt.Sprintf("k-%d", refused)
-	require.Equal(t, http.StatusCreated, server.post(t, key, refused, nil).code)
+	require.Equal(t, http.StatusCreated, server.post(t, key, refused).code)
 	stored = append(stored, key)
-	require.Equal(t, http.StatusOK, server.post(t, key, refused, nil).code)
+	require.Equal(t, http.StatusOK, server.post(t, key, refused).code)
 	require.NoError(t, server.stop(t, syscall.SIGTERM))
 
 	// Restart on the same log; the outputs flush every 5 s, so a new batch
 	// waits for its flush while SIGTERM arrives.
 	server = startListenerServer(t, dir, dedupFile, lake, "5s")
 	for i, key := range stored {
-		require.Equal(t, http.StatusOK, server.post(t, key, i, nil).code, "%s was forgotten", key)
+		require.Equal(t, http.StatusOK, server.post(t, key, i).code, "%s was forgotten", key)
 	}
+	// A connection of its own: one kept idle since an earlier request is
+	// closed by the shutdown if the request has not been read yet, and
+	// the agent then retries after a transport error instead.
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	sent := make(chan struct{})
-	answered := make(chan answer)
+	answered := make(chan answer, 1)
+	failed := make(chan error, 1)
 	go func() {
-		answered <- server.post(t, "at-shutdown", 1000, &httptrace.ClientTrace{
+		a, err := server.send(fresh, "at-shutdown", 1000, &httptrace.ClientTrace{
 			WroteRequest: func(httptrace.WroteRequestInfo) { close(sent) },
 		})
+		if err != nil {
+			failed <- err
+			return
+		}
+		answered <- a
 	}()
-	<-sent
+	select {
+	case <-sent:
+	case err := <-failed:
+		t.Fatalf("posting before shutdown: %v", err)
+	}
 	require.NoError(t, server.cmd.Process.Signal(syscall.SIGTERM))
-	a := <-answered
+	var a answer
+	select {
+	case a = <-answered:
+	case err := <-failed:
+		t.Fatalf("the request waiting at shutdown got no answer: %v; stderr:\n%s", err, server.stderr)
+	}
 	require.Equal(t, answer{http.StatusServiceUnavailable, "2", "the server is stopping; retry later\n"}, a,
 		"stderr:\n%s", server.stderr)
 	require.NoError(t, <-server.done)
@@ -185,7 +218,7 @@ func TestListenerStateSurvivesFullDiskAndShutdown(t *testing.T) {
 
 	// The batch was written by the flush during Stop and its key recorded.
 	server = startListenerServer(t, dir, dedupFile, lake, "100ms")
-	require.Equal(t, http.StatusOK, server.post(t, "at-shutdown", 1000, nil).code)
+	require.Equal(t, http.StatusOK, server.post(t, "at-shutdown", 1000).code)
 	require.NoError(t, server.stop(t, syscall.SIGTERM))
 
 	times := lakeTimes(t, lake)
