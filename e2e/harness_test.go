@@ -212,6 +212,8 @@ func (f *fixture) serverConf(o serverOpts) string {
 [[inputs.vmware_telemetry_listener]]
   service_address = "127.0.0.1:%d"
   tokens = [%q]
+  allow_tokens_over_http = true
+  events_path = ""
   acknowledge = %q
   ack_timeout = %q
   dedup_file = %q

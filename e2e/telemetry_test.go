@@ -9,6 +9,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
@@ -283,23 +285,27 @@ func TestServerConf(t *testing.T) {
 	conf := strings.Replace(string(data), `service_address = ":8443"`, fmt.Sprintf(`service_address = "127.0.0.1:%d"`, port), 1)
 	conf = strings.Replace(conf, `listen = ":9273"`, fmt.Sprintf(`listen = "127.0.0.1:%d"`, promPort), 1)
 	require.NotEqual(t, string(data), conf)
+	pki := testpki.New(t)
 	t.Setenv("TELEMETRY_TOKEN", token)
-	t.Setenv("TELEMETRY_TLS_CERT", "")
-	t.Setenv("TELEMETRY_TLS_KEY", "")
+	t.Setenv("TELEMETRY_EVENTS_TOKEN", token+"-events")
+	t.Setenv("TELEMETRY_TLS_CERT", pki.CertFile)
+	t.Setenv("TELEMETRY_TLS_KEY", pki.KeyFile)
 	t.Setenv("TELEMETRY_STATE_DIR", f.dir)
 	server := f.start("server", conf)
 	waitPort(t, port)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}}}
 
 	body := []byte(fmt.Sprintf("kube_telemetry_pods,cluster_uid=%s total=12i,running=10i,pending=2i 1700000000000000000\n",
 		strings.Repeat("ab", telemetry.PseudonymLength/2)))
 	post := func() *http.Response {
-		req, err := http.NewRequest(http.MethodPost, serverURL(port)+"?_c="+collectorID+"&_i=0123456789abcdef0123456789abcdef", bytes.NewReader(body))
+		url := strings.Replace(serverURL(port), "http://", "https://", 1)
+		req, err := http.NewRequest(http.MethodPost, url+"?_c="+collectorID+"&_i=0123456789abcdef0123456789abcdef", bytes.NewReader(body))
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", telemetry.ContentType)
 		req.Header.Set(telemetry.HeaderLevel, "standard")
 		req.Header.Set(telemetry.HeaderIdempotencyKey, "server-conf-1")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
 		return resp

@@ -98,7 +98,10 @@ cat >"$WORK/server.conf" <<EOF
   omit_hostname = true
 [[inputs.vmware_telemetry_listener]]
   service_address = "127.0.0.1:$PORT"
-  tokens = ["demo-token"]
+  tokens = ["demo-telemetry-token"]
+  ## plain HTTP on loopback for the demo; serve TLS (tls_cert, tls_key) in the field
+  allow_tokens_over_http = true
+  events_path = ""
   acknowledge = "delivered"
   dedup_file = "$WORK/state/listener-dedup.log"
 [[outputs.file]]
@@ -128,7 +131,7 @@ agent_conf() {
   participation_level = \"$level\"
   $identity
   pseudonym_key_file = \"$WORK/state/telemetry.key\"
-  token = \"demo-token\"
+  token = \"demo-telemetry-token\"
   use_system_proxy = false
   retry_within_write = \"20s\""
   cat <<EOF

@@ -468,7 +468,8 @@ func TestShippedConfigsLoad(t *testing.T) {
 	env := map[string]string{
 		"NODE_NAME": "node-1", "NODE_IP": "127.0.0.1", "POD_NAME": "app-0", "POD_NAMESPACE": "default",
 		"APP_METRICS_URL": "http://127.0.0.1:8080/metrics",
-		"TELEMETRY_TOKEN": "token", "TELEMETRY_TLS_CERT": pki.CertFile, "TELEMETRY_TLS_KEY": pki.KeyFile,
+		"TELEMETRY_TOKEN": "agents-token-0123456789", "TELEMETRY_EVENTS_TOKEN": "events-token-0123456789",
+		"TELEMETRY_TLS_CERT": pki.CertFile, "TELEMETRY_TLS_KEY": pki.KeyFile,
 		"TELEMETRY_STATE_DIR": state,
 	}
 	for k, v := range env {

@@ -438,6 +438,7 @@ func listenerConf(batch, port int, acknowledge, dedupFile string) string {
   omit_hostname = true
 [[inputs.vmware_telemetry_listener]]
   service_address = "127.0.0.1:%d"
+  allow_anonymous = true
   acknowledge = %q
   max_undelivered_batches = 256
   ## Throughput, not memory, is measured here (hostile-listener does that).

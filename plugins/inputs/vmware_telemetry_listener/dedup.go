@@ -10,7 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/influxdata/telegraf"
 )
 
 // The de-duplication store remembers the Idempotency-Key of every batch that
@@ -28,6 +31,18 @@ import (
 // Loading skips a torn last record, expired records and all but the newest
 // max entries, then rewrites the log (compaction on start); the log is also
 // compacted when it holds twice as many records as the store.
+//
+// A full disk must neither corrupt the log nor lose or duplicate a batch:
+//   - Before a keyed batch enters the pipeline, ready reserves room for its
+//     record (fallocate past the end of the file, where the filesystem
+//     supports it). When it cannot, the batch is refused (503 with
+//     Retry-After, the agent keeps it) before anything is stored.
+//   - A write that fails anyway (a filesystem without preallocation) is cut
+//     back to the last whole record, so later records stay aligned; the key
+//     stays in memory (its batch is stored) and the log is marked stale.
+//   - A stale log is rewritten from memory by the next ready; until that
+//     succeeds, keyed batches are refused as above.
+// The operator is told once when the log fails and once when it recovers.
 // Telegraf's statefile was not used: it is written only at a clean shutdown,
 // so a crash would forget every key.
 
@@ -35,6 +50,10 @@ const (
 	dedupMagic      = "TKGIDD01"
 	dedupRecordSize = 24
 )
+
+// dedupReserveBytes is how much room ready reserves past the end of the log
+// at once: 2730 records, more than max_undelivered_batches in flight.
+var dedupReserveBytes int64 = 64 << 10
 
 type dedupKey [16]byte
 
@@ -59,6 +78,8 @@ type pending struct {
 	done       chan struct{}
 	// stored is written once before done is closed.
 	stored bool
+	// reserved: ready counted room in the log for this key's record.
+	reserved bool
 }
 
 // Outcome of dedupStore.begin.
@@ -92,9 +113,25 @@ type dedupStore struct {
 	count   int
 	pending map[dedupKey]*pending
 
-	file      *os.File
-	records   int
-	writeErrs int
+	log telegraf.Logger
+
+	file    *os.File
+	records int
+	// size is the length of the log's whole records (plus magic): where
+	// the next record goes, and where a torn write is cut back to.
+	size int64
+	// reservedEnd is the end of the room fallocate reserved (0: none);
+	// promised counts the records ready promised room for.
+	reservedEnd int64
+	promised    int
+	noPrealloc  bool
+	// stale: memory holds keys the log lacks (a failed write); failure is
+	// the error the operator was told about, nil while the log is healthy.
+	stale          bool
+	failure        error
+	nextCompaction int
+	writeErrs      int
+	logErrors      int64
 }
 
 func newDedupStore(window time.Duration, maxEntries int) *dedupStore {
@@ -241,10 +278,12 @@ func (s *dedupStore) commit(p *pending, now time.Time) error {
 	defer s.mu.Unlock()
 	e := dedupEntry{key: p.key, expires: now.Add(s.window).UnixNano()}
 	s.insertLocked(e)
-	delete(s.pending, p.key)
+	s.releaseLocked(p)
+	// The record is written before the waiting request is answered.
+	err := s.appendLocked(e)
 	p.stored = true
 	close(p.done)
-	return s.appendLocked(e)
+	return err
 }
 
 // abort releases the key without storing it, so a retry stores the batch.
@@ -255,24 +294,111 @@ func (s *dedupStore) abort(p *pending) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.pending, p.key)
+	s.releaseLocked(p)
 	close(p.done)
 }
 
-func (s *dedupStore) appendLocked(e dedupEntry) error {
-	if s.file == nil {
+func (s *dedupStore) releaseLocked(p *pending) {
+	delete(s.pending, p.key)
+	if p.reserved {
+		p.reserved = false
+		s.promised--
+	}
+}
+
+// ready makes sure the log can take p's record before p's batch enters the
+// pipeline: it rewrites a stale log and reserves room on the disk. An error
+// means the batch must be refused with 503 + Retry-After (the caller
+// aborts p); the operator has been told what to do.
+func (s *dedupStore) ready(p *pending) error {
+	if !p.registered || s.path == "" {
 		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stale || s.file == nil {
+		if err := s.compactLocked(); err != nil {
+			return s.failedLocked(err)
+		}
+		s.stale = false
+	}
+	need := s.size + int64(s.promised+1)*dedupRecordSize
+	if !s.noPrealloc && need > s.reservedEnd {
+		n := max(dedupReserveBytes, need-s.size)
+		err := preallocate(s.file, s.size, n)
+		if errors.Is(err, syscall.ENOSPC) && n > need-s.size {
+			n = need - s.size // nearly full: the room for what is in flight will do
+			err = preallocate(s.file, s.size, n)
+		}
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			s.noPrealloc = true
+		case err != nil:
+			return s.failedLocked(fmt.Errorf("reserving room in the de-duplication log: %w", err))
+		default:
+			s.reservedEnd = s.size + n
+		}
+	}
+	p.reserved = true
+	s.promised++
+	s.recoveredLocked()
+	return nil
+}
+
+// failedLocked tells the operator, once per failure, that the log cannot
+// be written and what that means; it returns err for the request.
+func (s *dedupStore) failedLocked(err error) error {
+	s.logErrors++
+	if s.failure == nil && s.log != nil {
+		s.log.Errorf("De-duplication log %q cannot be written: %v. Batches with an Idempotency-Key are answered 503 "+
+			"(agents keep and retry them) until it can: free space on its filesystem, or point dedup_file elsewhere and restart",
+			s.path, err)
+	}
+	s.failure = err
+	return err
+}
+
+func (s *dedupStore) recoveredLocked() {
+	if s.failure != nil && s.log != nil {
+		s.log.Infof("De-duplication log %q can be written again (%d keys); accepting batches", s.path, s.count)
+	}
+	s.failure = nil
+}
+
+func (s *dedupStore) appendLocked(e dedupEntry) error {
+	if s.path == "" {
+		return nil
+	}
+	if s.file == nil || s.stale {
+		// The next ready rewrites the log from memory, this key included.
+		s.stale = true
+		return errors.New("de-duplication log not writable; the key is kept in memory until it is rewritten")
 	}
 	var rec [dedupRecordSize]byte
 	copy(rec[:16], e.key[:])
 	binary.BigEndian.PutUint64(rec[16:], uint64(e.expires))
-	if _, err := s.file.Write(rec[:]); err != nil {
+	if n, err := s.file.Write(rec[:]); err != nil {
 		s.writeErrs++
-		return fmt.Errorf("appending to de-duplication log: %w", err)
+		s.stale = true
+		// Cut a torn record back, or every later record is misaligned.
+		if n > 0 {
+			if terr := s.file.Truncate(s.size); terr != nil {
+				s.file.Close()
+				s.file = nil
+			}
+		}
+		return s.failedLocked(fmt.Errorf("appending to de-duplication log (%d of %d bytes written, cut back): %w", n, dedupRecordSize, err))
 	}
 	s.records++
-	if s.records > 2*max(s.count, 1024) {
-		return s.compactLocked()
+	s.size += dedupRecordSize
+	if s.records > max(2*max(s.count, 1024), s.nextCompaction) {
+		if err := s.compactLocked(); err != nil {
+			// The log on disk is still whole; try again later.
+			s.nextCompaction = s.records + max(s.count, 1024)
+			if s.log != nil {
+				s.log.Warnf("Compacting the de-duplication log failed: %v; it keeps growing until space is freed", err)
+			}
+		}
 	}
 	return nil
 }
@@ -282,10 +408,6 @@ func (s *dedupStore) appendLocked(e dedupEntry) error {
 func (s *dedupStore) compactLocked() error {
 	if s.path == "" {
 		return nil
-	}
-	if s.file != nil {
-		s.file.Close()
-		s.file = nil
 	}
 	tmp := s.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -317,16 +439,24 @@ func (s *dedupStore) compactLocked() error {
 		err = os.Rename(tmp, s.path)
 	}
 	if err != nil {
+		// The log in place (if open) is untouched and stays in use.
 		os.Remove(tmp)
 		return fmt.Errorf("compacting de-duplication log %q: %w", s.path, err)
 	}
 	syncDir(filepath.Dir(s.path))
 
+	if s.file != nil {
+		s.file.Close()
+	}
 	s.file, err = os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
+		s.file = nil
 		return fmt.Errorf("opening de-duplication log %q: %w", s.path, err)
 	}
 	s.records = written
+	s.size = int64(len(dedupMagic)) + int64(written)*dedupRecordSize
+	s.reservedEnd = 0
+	s.nextCompaction = 0
 	return nil
 }
 
@@ -343,6 +473,14 @@ func (s *dedupStore) close() error {
 	}
 	s.file = nil
 	return err
+}
+
+// errors is the number of failed writes, reservations and rewrites of the
+// log.
+func (s *dedupStore) errors() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logErrors
 }
 
 // len is the number of keys remembered.

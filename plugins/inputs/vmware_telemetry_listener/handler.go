@@ -69,10 +69,22 @@ func (l *Listener) serve(w http.ResponseWriter, r *http.Request, ep endpoint) in
 		w.Header().Set("Allow", http.MethodPost)
 		return l.refuse(w, nil, errorf(http.StatusMethodNotAllowed, "method %s not allowed; use POST", r.Method))
 	}
-	if err := l.auth.check(r); err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="telemetry"`)
+	if name := credentialInQuery(r.URL.RawQuery); name != "" {
+		return l.refuse(w, nil, errorf(http.StatusBadRequest,
+			"a query parameter named like %q looks like a credential: send tokens only in the Authorization header, URLs end up in logs", name))
+	}
+	if err := l.auth.check(r, ep); err != nil {
 		l.stats.authFailures.Incr(1)
+		if errors.Is(err, errOtherEndpoint) {
+			return l.refuse(w, nil, wrapError(http.StatusForbidden, err, "forbidden"))
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="telemetry"`)
 		return l.refuse(w, nil, wrapError(http.StatusUnauthorized, err, "unauthorized"))
+	}
+	select {
+	case <-l.stopping: // a request on a connection kept open
+		return l.unavailable(w, nil, "")
+	default:
 	}
 	req, err := l.parseRequest(r, ep)
 	if err != nil {
@@ -120,6 +132,12 @@ func (l *Listener) serve(w http.ResponseWriter, r *http.Request, ep endpoint) in
 // p is owned by the caller's claim: every path either hands it to the
 // tracker or aborts it.
 func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p *pending) (int, error) {
+	if err := l.dedup.ready(p); err != nil {
+		l.dedup.abort(p)
+		l.setRetryAfter(w)
+		// The operator's log has the cause; the client gets no server paths.
+		return 0, errorf(http.StatusServiceUnavailable, "the server cannot record batch keys right now (its disk may be full); retry later")
+	}
 	metrics, cost, err := l.readMetrics(w, r, req)
 	if err != nil {
 		l.undeliveredBytes.give(cost)
@@ -137,7 +155,7 @@ func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p
 	if l.Acknowledge == ackAccepted {
 		l.tracker.add(metrics, func(bool) { l.undeliveredBytes.give(cost) })
 		if err := l.dedup.commit(p, req.received); err != nil {
-			l.Log.Errorf("Recording key of batch from %s/%s: %v", req.collector, req.instance, err)
+			l.Log.Warnf("Batch from %s/%s is stored; its key is kept in memory only until the de-duplication log can be written: %v", req.collector, req.instance, err)
 		}
 		l.stats.stored(req.endpoint, n)
 		return l.created(w, n), nil
@@ -151,7 +169,7 @@ func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p
 			return
 		}
 		if err := l.dedup.commit(p, received); err != nil {
-			l.Log.Errorf("Recording key of batch from %s/%s: %v", req.collector, req.instance, err)
+			l.Log.Warnf("Batch from %s/%s is stored; its key is kept in memory only until the de-duplication log can be written: %v", req.collector, req.instance, err)
 		}
 	})
 	if !l.wait(r, p) {
@@ -167,8 +185,8 @@ func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p
 	return l.created(w, n), nil
 }
 
-// wait blocks until p is done, for at most ack_timeout or until the client
-// goes away; false means p is not done.
+// wait blocks until p is done, for at most ack_timeout, until the client
+// goes away or until Stop begins; false means p is not done.
 func (l *Listener) wait(r *http.Request, p *pending) bool {
 	timer := time.NewTimer(time.Duration(l.AckTimeout))
 	defer timer.Stop()
@@ -178,6 +196,8 @@ func (l *Listener) wait(r *http.Request, p *pending) bool {
 	case <-timer.C:
 		return false
 	case <-r.Context().Done():
+		return false
+	case <-l.stopping:
 		return false
 	}
 }
@@ -378,17 +398,18 @@ func (l *Listener) parseRequest(r *http.Request, ep endpoint) (*request, error) 
 	q := r.URL.Query()
 	req.collector = q.Get(queryCollector)
 	req.instance = q.Get(queryInstance)
+	// The values are not echoed: answers end up in the clients' logs.
 	if !telemetry.ValidID(req.collector) {
-		return nil, errorf(http.StatusBadRequest, "query parameter %s %.40q: give the collector id, 1-%d of letters, digits, '.', '_', '-' or ':'",
-			queryCollector, req.collector, telemetry.MaxIDLength)
+		return nil, errorf(http.StatusBadRequest, "query parameter %s (%d bytes): give the collector id, 1-%d of letters, digits, '.', '_', '-' or ':'",
+			queryCollector, len(req.collector), telemetry.MaxIDLength)
 	}
 	switch {
 	case ep == endpointBatches && !telemetry.IsInstanceID(req.instance):
-		return nil, errorf(http.StatusBadRequest, "query parameter %s %.40q: give the instance pseudonym, %d lowercase hex digits, as outputs.vmware_telemetry sends",
-			queryInstance, req.instance, telemetry.InstanceIDLength)
+		return nil, errorf(http.StatusBadRequest, "query parameter %s (%d bytes): give the instance pseudonym, %d lowercase hex digits, as outputs.vmware_telemetry sends",
+			queryInstance, len(req.instance), telemetry.InstanceIDLength)
 	case !telemetry.ValidID(req.instance):
-		return nil, errorf(http.StatusBadRequest, "query parameter %s %.40q: give the instance id, 1-%d of letters, digits, '.', '_', '-' or ':'",
-			queryInstance, req.instance, telemetry.MaxIDLength)
+		return nil, errorf(http.StatusBadRequest, "query parameter %s (%d bytes): give the instance id, 1-%d of letters, digits, '.', '_', '-' or ':'",
+			queryInstance, len(req.instance), telemetry.MaxIDLength)
 	}
 
 	level, err := l.wire.level(r.Header.Get(headerLevel))
@@ -471,6 +492,11 @@ func (l *Listener) duplicate(w http.ResponseWriter, req *request) int {
 }
 
 func (l *Listener) unavailable(w http.ResponseWriter, req *request, msg string) int {
+	select {
+	case <-l.stopping:
+		msg = "the server is stopping; retry later"
+	default:
+	}
 	l.setRetryAfter(w)
 	return l.refuse(w, req, errorf(http.StatusServiceUnavailable, "%s", msg))
 }

@@ -92,7 +92,10 @@ func (p *pipeline) stored(name string) int {
 	return n
 }
 
-const testToken = "s3cret-token"
+const (
+	testToken       = "s3cret-agents-token"
+	testEventsToken = "s3cret-events-token"
+)
 
 // testInstance is an instance pseudonym, as the output sends in _i.
 const testInstance = "0123456789abcdef0123456789abcdef"
@@ -112,6 +115,8 @@ func startListener(t testing.TB, configure func(*Listener)) *testServer {
 	l.Log = testutil.Logger{Name: "vmware_telemetry_listener", Quiet: true}
 	l.Statistics = selfstat.NewCollector(map[string]string{"test": t.Name()})
 	l.Tokens = tokens(testToken)
+	l.EventsTokens = tokens(testEventsToken)
+	l.AllowTokensOverHTTP = true // the tests' clients speak plain HTTP
 	l.AckTimeout = configDuration(5 * time.Second)
 	if configure != nil {
 		configure(l)
@@ -156,6 +161,9 @@ func (s *testServer) do(p post) (*http.Response, string) {
 	}
 	if p.token == "" {
 		p.token = testToken
+		if p.path == s.l.EventsPath {
+			p.token = testEventsToken
+		}
 	}
 	var body io.Reader = bytes.NewReader(p.body)
 	if p.chunked {

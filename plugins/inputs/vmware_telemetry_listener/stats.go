@@ -13,7 +13,7 @@ import (
 const statsMeasurement = "vmware_telemetry_listener"
 
 var answeredStatuses = []int{
-	http.StatusOK, http.StatusCreated, http.StatusBadRequest, http.StatusUnauthorized,
+	http.StatusOK, http.StatusCreated, http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden,
 	http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestTimeout, http.StatusRequestEntityTooLarge,
 	http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity, http.StatusTooManyRequests,
 	http.StatusServiceUnavailable,
@@ -33,6 +33,8 @@ type stats struct {
 	backpressure      selfstat.Stat
 	undelivered       selfstat.Stat
 	dedupEntries      selfstat.Stat
+	// failed writes, reservations and rewrites of dedup_file
+	dedupLogErrors selfstat.Stat
 }
 
 func newStats(c *selfstat.Collector, batchesPath, eventsPath string) *stats {
@@ -59,6 +61,7 @@ func newStats(c *selfstat.Collector, batchesPath, eventsPath string) *stats {
 	s.backpressure = c.Register(statsMeasurement, "backpressure_refusals", nil)
 	s.undelivered = c.Register(statsMeasurement, "undelivered_batches", nil)
 	s.dedupEntries = c.Register(statsMeasurement, "dedup_entries", nil)
+	s.dedupLogErrors = c.Register(statsMeasurement, "dedup_log_errors", nil)
 	return s
 }
 

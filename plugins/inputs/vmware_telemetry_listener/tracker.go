@@ -1,6 +1,7 @@
 package vmware_telemetry_listener
 
 import (
+	"context"
 	"sync"
 
 	"github.com/influxdata/telegraf"
@@ -22,6 +23,9 @@ type tracker struct {
 	// output can deliver before AddTrackingMetricGroup returns
 	early map[telegraf.TrackingID]bool
 
+	// freed gets a token whenever a slot is given back (idle waits on it).
+	freed chan struct{}
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -34,6 +38,7 @@ func newTracker(acc telegraf.Accumulator, maxUndelivered int) *tracker {
 		slots:   make(chan struct{}, maxUndelivered),
 		waiting: make(map[telegraf.TrackingID]func(bool)),
 		early:   make(map[telegraf.TrackingID]bool),
+		freed:   make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
 }
@@ -68,6 +73,26 @@ func (t *tracker) tryAcquire() bool {
 // reached the pipeline.
 func (t *tracker) release() {
 	<-t.slots
+	t.signalFreed()
+}
+
+func (t *tracker) signalFreed() {
+	select {
+	case t.freed <- struct{}{}:
+	default: // a token is pending already
+	}
+}
+
+// idle waits until no batch is undelivered or ctx ends; true if idle.
+func (t *tracker) idle(ctx context.Context) bool {
+	for t.undelivered() > 0 {
+		select {
+		case <-t.freed:
+		case <-ctx.Done():
+			return t.undelivered() == 0
+		}
+	}
+	return true
 }
 
 // add hands the metrics to the pipeline. done runs once, on the tracker's
@@ -84,7 +109,7 @@ func (t *tracker) add(metrics []telegraf.Metric, done func(delivered bool)) {
 	}
 	t.mu.Unlock()
 	if ok {
-		<-t.slots
+		t.release()
 		done(delivered)
 	}
 }
@@ -99,7 +124,7 @@ func (t *tracker) deliver(id telegraf.TrackingID, delivered bool) {
 	}
 	t.mu.Unlock()
 	if ok {
-		<-t.slots
+		t.release()
 		done(delivered)
 	}
 }

@@ -34,11 +34,15 @@ const (
 )
 
 type Listener struct {
-	ServiceAddress string          `toml:"service_address"`
-	Path           string          `toml:"path"`
-	EventsPath     string          `toml:"events_path"`
-	Tokens         []config.Secret `toml:"tokens"`
-	DictionaryFile string          `toml:"dictionary_file"`
+	ServiceAddress string `toml:"service_address"`
+	Path           string `toml:"path"`
+	EventsPath     string `toml:"events_path"`
+	DictionaryFile string `toml:"dictionary_file"`
+
+	Tokens              []config.Secret `toml:"tokens"`
+	EventsTokens        []config.Secret `toml:"events_tokens"`
+	AllowAnonymous      bool            `toml:"allow_anonymous"`
+	AllowTokensOverHTTP bool            `toml:"allow_tokens_over_http"`
 
 	ReadTimeout         config.Duration `toml:"read_timeout"`
 	MaxBodySize         config.Size     `toml:"max_body_size"`
@@ -159,11 +163,8 @@ func (l *Listener) Init() error {
 	}
 	l.tlsConf = tlsConf
 
-	if l.auth, err = newBearerAuth(l.Tokens); err != nil {
+	if err := l.initAuth(); err != nil {
 		return err
-	}
-	if !l.auth.enabled() {
-		l.Log.Warn("No tokens configured: any client may post; set tokens to require a bearer token")
 	}
 
 	if l.wire, err = newWire(l.DictionaryFile, int64(l.MaxDecompressedSize), int64(l.MaxLineSize)); err != nil {
@@ -181,8 +182,42 @@ func (l *Listener) Init() error {
 	return nil
 }
 
+// initAuth reads the tokens and refuses configurations that would let
+// anyone in, or send tokens in clear, without saying so.
+func (l *Listener) initAuth() error {
+	l.auth = &bearerAuth{}
+	if err := l.auth.addTokens(endpointBatches, "tokens", l.Tokens); err != nil {
+		return err
+	}
+	if err := l.auth.addTokens(endpointEvents, "events_tokens", l.EventsTokens); err != nil {
+		return err
+	}
+	if !l.auth.enabled(endpointBatches) {
+		if !l.AllowAnonymous {
+			return errors.New("tokens is empty, so any client could post batches; set tokens (e.g. [\"${TELEMETRY_TOKEN}\"]) or allow_anonymous = true")
+		}
+		l.Log.Warn("No tokens and allow_anonymous = true: any client may post batches; set tokens to require a bearer token")
+	}
+	if l.EventsPath != "" && !l.auth.enabled(endpointEvents) {
+		if !l.AllowAnonymous {
+			return errors.New("events_tokens is empty, so any client could post events (the agents' tokens are not accepted there); " +
+				"set events_tokens, or events_path = \"\" to turn events off, or allow_anonymous = true")
+		}
+		l.Log.Warn("No events_tokens and allow_anonymous = true: any client may post events; set events_tokens to require a bearer token")
+	}
+	if l.tlsConf == nil && (len(l.Tokens) > 0 || len(l.EventsTokens) > 0) {
+		if !l.AllowTokensOverHTTP {
+			return errors.New("tokens would travel in clear over plain HTTP: set tls_cert and tls_key, " +
+				"or allow_tokens_over_http = true if a TLS-terminating proxy in front of the listener is the only client")
+		}
+		l.Log.Info("Serving plain HTTP with tokens (allow_tokens_over_http = true): make sure only a TLS-terminating proxy reaches service_address")
+	}
+	return nil
+}
+
 func (l *Listener) Start(acc telegraf.Accumulator) error {
 	l.dedup = newDedupStore(time.Duration(l.DedupWindow), l.DedupMaxEntries)
+	l.dedup.log = l.Log
 	loaded, err := l.dedup.open(l.DedupFile, l.now())
 	if err != nil {
 		return err
@@ -249,13 +284,17 @@ func (l *Listener) Gather(telegraf.Accumulator) error {
 	if l.tracker != nil {
 		l.stats.undelivered.Set(int64(l.tracker.undelivered()))
 		l.stats.dedupEntries.Set(int64(l.dedup.len()))
+		l.stats.dedupLogErrors.Set(l.dedup.errors())
 	}
 	return nil
 }
 
-// Stop stops accepting connections, lets the requests in flight finish and
+// Stop stops accepting connections and answers the requests waiting (for
+// their batch to be written, or for an earlier attempt of it) 503 with
+// Retry-After at once; requests still being read finish as usual. It then
 // waits, up to ack_timeout, for the batches already in the pipeline to be
-// delivered, so their keys are recorded before the log is closed. Telegraf
+// delivered, so their keys are recorded before the log is closed and the
+// agents' retries after the restart are answered as duplicates. Telegraf
 // keeps flushing outputs while inputs stop, which is what delivers them.
 func (l *Listener) Stop() {
 	if l.server == nil {
@@ -272,11 +311,10 @@ func (l *Listener) Stop() {
 		l.Log.Errorf("Serving failed: %v", err)
 	}
 
-	deadline := time.Now().Add(time.Duration(l.AckTimeout))
-	for l.tracker.undelivered() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := l.tracker.undelivered(); n > 0 {
+	delivered, cancelDelivered := context.WithTimeout(context.Background(), time.Duration(l.AckTimeout))
+	defer cancelDelivered()
+	if !l.tracker.idle(delivered) {
+		n := l.tracker.undelivered()
 		l.Log.Warnf("Stopped with %d batches not yet written by the outputs; their keys are not recorded, so agents' retries store them again", n)
 	}
 	l.tracker.stopDispatch()

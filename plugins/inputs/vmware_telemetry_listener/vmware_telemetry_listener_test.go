@@ -17,6 +17,8 @@ import (
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
 )
 
 func tokens(values ...string) []config.Secret {
@@ -56,16 +58,73 @@ func TestInitRefusesBadConfig(t *testing.T) {
 		{"undelivered bytes", func(l *Listener) { l.MaxUndeliveredBytes = 100 }, "max_undelivered_bytes 100 must be at least"},
 		{"retry after", func(l *Listener) { l.RetryAfter = configDuration(time.Millisecond) }, "retry_after"},
 		{"dedup entries", func(l *Listener) { l.DedupMaxEntries = 0 }, "dedup_max_entries"},
-		{"empty token", func(l *Listener) { l.Tokens = tokens("") }, "tokens[0] is empty"},
 		{"tls", func(l *Listener) { l.TLSCert, l.TLSKey = "/nonexistent.pem", "/nonexistent.key" }, "tls options"},
 		{"dictionary", func(l *Listener) { l.DictionaryFile = "/nonexistent/dictionary.toml" }, "dictionary"},
+
+		{"no tokens", func(l *Listener) { l.Tokens = nil }, "tokens is empty, so any client could post batches; set tokens"},
+		{"empty token", func(l *Listener) { l.Tokens = tokens(testToken, "") }, "tokens[1] is empty"},
+		{"blank token", func(l *Listener) { l.Tokens = tokens(" \t\n") }, "tokens[0] is empty"},
+		{"short token", func(l *Listener) { l.Tokens = tokens("s3cret") }, "tokens[0] is shorter than 16 characters"},
+		{"unexpanded token", func(l *Listener) { l.Tokens = tokens("${TELEMETRY_TOKEN}") },
+			`tokens[0] holds an unexpanded "${TELEMETRY_TOKEN}"; set that environment variable`},
+		{"unexpanded inside a token", func(l *Listener) { l.Tokens = tokens(testToken, "prefix-${TOKEN_SUFFIX}") },
+			`tokens[1] holds an unexpanded "${TOKEN_SUFFIX}"`},
+		{"unexpanded events token", func(l *Listener) { l.EventsTokens = tokens("${TELEMETRY_EVENTS_TOKEN}") },
+			`events_tokens[0] holds an unexpanded "${TELEMETRY_EVENTS_TOKEN}"`},
+		{"short events token", func(l *Listener) { l.EventsTokens = tokens("events") }, "events_tokens[0] is shorter"},
+		{"no events tokens", func(l *Listener) { l.EventsTokens = nil },
+			`events_tokens is empty, so any client could post events (the agents' tokens are not accepted there); set events_tokens, or events_path = ""`},
+		{"tokens over plain http", func(l *Listener) { l.AllowTokensOverHTTP = false },
+			"tokens would travel in clear over plain HTTP: set tls_cert and tls_key, or allow_tokens_over_http = true"},
+		{"events tokens over plain http", func(l *Listener) { l.AllowTokensOverHTTP, l.AllowAnonymous, l.Tokens = false, true, nil },
+			"tokens would travel in clear over plain HTTP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := inputs.Inputs["vmware_telemetry_listener"]().(*Listener)
-			l.Log = testutil.Logger{Quiet: true}
+			l := validListener()
 			tt.configure(l)
-			require.ErrorContains(t, l.Init(), tt.want)
+			err := l.Init()
+			require.ErrorContains(t, err, tt.want)
+			// Errors name the option, never the value.
+			require.NotContains(t, err.Error(), testToken)
+			require.NotContains(t, err.Error(), testEventsToken)
+		})
+	}
+}
+
+// validListener is a configuration Init accepts; the refusal tests change
+// one thing in it.
+func validListener() *Listener {
+	l := inputs.Inputs["vmware_telemetry_listener"]().(*Listener)
+	l.Log = testutil.Logger{Quiet: true}
+	l.Tokens = tokens(testToken)
+	l.EventsTokens = tokens(testEventsToken)
+	l.AllowTokensOverHTTP = true
+	return l
+}
+
+func TestInitAccepts(t *testing.T) {
+	pki := testpki.New(t)
+	tests := []struct {
+		name      string
+		configure func(*Listener)
+	}{
+		{"tokens over https", func(l *Listener) {
+			l.AllowTokensOverHTTP = false
+			l.TLSCert, l.TLSKey = pki.CertFile, pki.KeyFile
+		}},
+		{"tokens over http when allowed", func(*Listener) {}},
+		{"anonymous when allowed", func(l *Listener) { l.Tokens, l.EventsTokens, l.AllowAnonymous = nil, nil, true }},
+		{"anonymous over plain http needs no allow_tokens_over_http", func(l *Listener) {
+			l.Tokens, l.EventsTokens, l.AllowAnonymous, l.AllowTokensOverHTTP = nil, nil, true, false
+		}},
+		{"events off need no events tokens", func(l *Listener) { l.EventsPath, l.EventsTokens = "", nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := validListener()
+			tt.configure(l)
+			require.NoError(t, l.Init())
 		})
 	}
 }
@@ -396,15 +455,24 @@ func TestDedupSurvivesRestart(t *testing.T) {
 	require.Equal(t, http.StatusCreated, resp.StatusCode, msg)
 }
 
-func TestStopFinishesInFlightRequests(t *testing.T) {
-	ts := startListener(t, nil)
+// Stop answers a request waiting for its batch 503 with Retry-After at
+// once, then waits for the outputs to write the batch so its key is
+// recorded: the agent's retry after the restart is a duplicate.
+func TestStopAnswersWaitingRequests(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dedup.log")
+	ts := startListener(t, func(l *Listener) { l.DedupFile = path; l.AckTimeout = configDuration(time.Minute) })
 	ts.pipe.hold()
 	body := zstdBytes(t, validBatch(2))
 
-	done := make(chan int)
+	type answer struct {
+		code       int
+		retryAfter string
+		body       string
+	}
+	done := make(chan answer)
 	go func() {
-		resp, _ := ts.do(post{body: body, encoding: "zstd", key: "in-flight"})
-		done <- resp.StatusCode
+		resp, msg := ts.do(post{body: body, encoding: "zstd", key: "in-flight"})
+		done <- answer{resp.StatusCode, resp.Header.Get("Retry-After"), msg}
 	}()
 	require.Eventually(t, func() bool { return ts.l.tracker.undelivered() == 1 }, 5*time.Second, 5*time.Millisecond)
 
@@ -413,20 +481,23 @@ func TestStopFinishesInFlightRequests(t *testing.T) {
 		ts.l.Stop()
 		close(stopped)
 	}()
+	// Answered while the batch is still held: well before ack_timeout.
+	got := <-done
+	require.Equal(t, answer{http.StatusServiceUnavailable, "5", "the server is stopping; retry later\n"}, got)
+	require.Equal(t, 1, ts.l.tracker.undelivered(), "answered only once the batch left the pipeline")
+
 	// Telegraf keeps flushing outputs while inputs stop.
-	time.Sleep(100 * time.Millisecond)
-	select {
-	case <-stopped:
-		t.Fatal("Stop returned before the in-flight request finished")
-	default:
-	}
 	ts.pipe.release()
-	require.Equal(t, http.StatusCreated, <-done)
 	<-stopped
 
 	// Closed for new requests.
 	_, err := http.Post(ts.url+ts.l.Path, contentTypeLineProtocol, nil)
 	require.Error(t, err)
+
+	again := startListener(t, func(l *Listener) { l.DedupFile = path })
+	resp, msg := again.do(post{body: body, encoding: "zstd", key: "in-flight"})
+	require.Equal(t, http.StatusOK, resp.StatusCode, msg)
+	require.Equal(t, "true", resp.Header.Get(headerDuplicate))
 }
 
 func TestEvents(t *testing.T) {
