@@ -688,7 +688,7 @@ func TestServerUnitStartsServer(t *testing.T) {
 	body := fmt.Sprintf("kube_telemetry_pods,cluster_uid=%s total=3i 1700000000000000000\n", strings.Repeat("ab", telemetry.PseudonymLength/2))
 	post := func(token string) (int, error) {
 		req, err := http.NewRequest(http.MethodPost, "https://telemetry.tkgi-system.svc:8443"+telemetry.DefaultPath+
-			"?_c="+collectorID+"&_i=0123456789abcdef", strings.NewReader(body))
+			"?_c="+collectorID+"&_i=0123456789abcdef0123456789abcdef", strings.NewReader(body))
 		require.NoError(t, err)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)

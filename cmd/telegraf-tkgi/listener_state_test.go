@@ -88,7 +88,7 @@ func (s *listenerServer) post(t *testing.T, key string, i int) answer {
 func (s *listenerServer) send(client *http.Client, key string, i int, trace *httptrace.ClientTrace) (answer, error) {
 	line := fmt.Sprintf("kube_telemetry_nodes,cluster_uid=%0*x total=3i,ready=3i,not_ready=0i %d\n",
 		telemetry.PseudonymLength, i, 1_700_000_000_000_000_000+int64(i))
-	req, err := http.NewRequest(http.MethodPost, s.url+"?_c=state-test&_i=0123456789abcdef", strings.NewReader(line))
+	req, err := http.NewRequest(http.MethodPost, s.url+"?_c=state-test&_i=0123456789abcdef0123456789abcdef", strings.NewReader(line))
 	if err != nil {
 		return answer{}, err
 	}

@@ -16,8 +16,6 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/plugins/parsers/influx"
 	"github.com/stretchr/testify/require"
-
-	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
 )
 
 // binary is the telegraf-tkgi executable under test: $TELEGRAF_TKGI_BIN
@@ -442,53 +440,15 @@ func TestShippedConfigsLoad(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, confs)
 
-	state := t.TempDir()
-	keyDir := filepath.Join(state, "key")
-	require.NoError(t, os.Mkdir(keyDir, 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o600))
-	pki := testpki.New(t)
-	// What the manifests mount: the telemetry server's CA (ConfigMap) and
-	// the pod's ServiceAccount (token and cluster CA).
-	caDir, saDir := filepath.Join(state, "telemetry-ca"), filepath.Join(state, "serviceaccount")
-	for _, dir := range []string{caDir, saDir} {
-		require.NoError(t, os.Mkdir(dir, 0o700))
-		cert, err := os.ReadFile(pki.CertFile)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.crt"), cert, 0o600))
-	}
-	require.NoError(t, os.WriteFile(filepath.Join(saDir, "token"), []byte("sa-token"), 0o600))
-
-	settings, err := os.ReadFile("../../configs/settings.env")
-	require.NoError(t, err)
-	for _, line := range strings.Split(string(settings), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
-			t.Setenv(k, v)
-		}
-	}
-	env := map[string]string{
-		"NODE_NAME": "node-1", "NODE_IP": "127.0.0.1", "POD_NAME": "app-0", "POD_NAMESPACE": "default",
-		"APP_METRICS_URL": "http://127.0.0.1:8080/metrics",
-		"TELEMETRY_TOKEN": "agents-token-0123456789", "TELEMETRY_EVENTS_TOKEN": "events-token-0123456789",
-		"TELEMETRY_TLS_CERT": pki.CertFile, "TELEMETRY_TLS_KEY": pki.KeyFile,
-		"TELEMETRY_STATE_DIR": state,
-	}
-	for k, v := range env {
+	d := newDeployment(t, t.TempDir())
+	require.NoError(t, os.WriteFile(filepath.Join(d.keyDir, "key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o600))
+	for _, kv := range d.env {
+		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
 	for _, conf := range confs {
 		t.Run(filepath.Base(conf), func(t *testing.T) {
-			data, err := os.ReadFile(conf)
-			require.NoError(t, err)
-			text := strings.NewReplacer(
-				"/etc/telegraf-tkgi-key", keyDir,
-				"/etc/telegraf-tkgi-ca", caDir,
-				"/var/run/secrets/kubernetes.io/serviceaccount", saDir,
-				"/var/lib/telegraf-tkgi", state,
-			).Replace(string(data))
-			local := filepath.Join(t.TempDir(), filepath.Base(conf))
-			require.NoError(t, os.WriteFile(local, []byte(text), 0o600))
-
-			r := run(t, "config", "check", "--config", local)
+			r := run(t, "config", "check", "--config", d.localConf(t, conf))
 			require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 			require.Contains(t, r.stdout, "Configuration OK")
 		})

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
 )
 
 // treeSnapshot lists every file and directory under root with what a write
@@ -74,44 +72,18 @@ func TestConfigCheckAndTestWriteNothing(t *testing.T) {
 	confs = append(confs, disk)
 
 	root := t.TempDir()
-	state := filepath.Join(root, "state")
-	keyDir := filepath.Join(root, "key")
+	d := newDeployment(t, filepath.Join(root, "mounts"))
 	home := filepath.Join(root, "home")
 	work := filepath.Join(root, "work")
-	for _, d := range []string{state, keyDir, home, work} {
-		require.NoError(t, os.Mkdir(d, 0o700))
+	for _, dir := range []string{home, work} {
+		require.NoError(t, os.Mkdir(dir, 0o700))
 	}
-	pki := testpki.New(t)
-
 	env := append(os.Environ(), "TELEGRAF_CONFIG_PATH=/nonexistent", "HOME="+home)
-	settings, err := os.ReadFile("../../configs/settings.env")
-	require.NoError(t, err)
-	for _, line := range strings.Split(string(settings), "\n") {
-		if k, _, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
-			env = append(env, line)
-		}
-	}
-	env = append(env,
-		"NODE_NAME=node-1", "NODE_IP=127.0.0.1", "POD_NAME=app-0", "POD_NAMESPACE=default",
-		"APP_METRICS_URL=http://127.0.0.1:1/metrics", "CLUSTER_NAME=prod",
-		"TELEMETRY_TOKEN=token", "TELEMETRY_TLS_CERT="+pki.CertFile, "TELEMETRY_TLS_KEY="+pki.KeyFile,
-		"TELEMETRY_STATE_DIR="+state,
-		// No cluster to talk to: kube_telemetry fails fast.
-		"KUBERNETES_SERVICE_HOST=127.0.0.1", "KUBERNETES_SERVICE_PORT=1",
-	)
+	env = append(env, d.env...)
 
 	for _, conf := range confs {
 		t.Run(filepath.Base(conf), func(t *testing.T) {
-			data, err := os.ReadFile(conf)
-			require.NoError(t, err)
-			text := strings.NewReplacer(
-				"/etc/telegraf-tkgi-key", keyDir,
-				"/var/lib/telegraf-tkgi", state,
-			).Replace(string(data))
-			confDir := t.TempDir()
-			local := filepath.Join(confDir, filepath.Base(conf))
-			require.NoError(t, os.WriteFile(local, []byte(text), 0o600))
-
+			local := d.localConf(t, conf)
 			for _, args := range [][]string{
 				{"config", "check", "--config", local},
 				{"--config", local, "--test"},
@@ -123,9 +95,9 @@ func TestConfigCheckAndTestWriteNothing(t *testing.T) {
 					// Known gap, the listener's to close: --test starts
 					// service inputs, and the listener opens its dedup log
 					// in Start. Everything else must stay as it was.
-					dedup := filepath.Join(state, "listener-dedup.log")
+					dedup := filepath.Join(d.state, "listener-dedup.log")
 					delete(after, dedup)
-					after[state] = before[state]
+					after[d.state] = before[d.state]
 				}
 				require.Equal(t, before, after, "%s created or modified files; stderr:\n%s", strings.Join(args, " "), r.stderr)
 				if args[0] == "config" {
