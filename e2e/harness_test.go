@@ -89,10 +89,17 @@ func (f *fixture) start(name, conf string, extraArgs ...string) *process {
 	f.t.Helper()
 	confPath := filepath.Join(f.dir, name+".conf")
 	require.NoError(f.t, os.WriteFile(confPath, []byte(conf), 0o600))
+	return f.launch(name, exec.Command(f.bin, append([]string{"--config", confPath}, extraArgs...)...))
+}
+
+// launch starts cmd with its output in <name>.log under the fixture's
+// folder, kills it at the end of the test and shows the log's tail if the
+// test failed.
+func (f *fixture) launch(name string, cmd *exec.Cmd) *process {
+	f.t.Helper()
 	logPath := filepath.Join(f.dir, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	require.NoError(f.t, err)
-	cmd := exec.Command(f.bin, append([]string{"--config", confPath}, extraArgs...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(f.t, cmd.Start())
 	p := &process{t: f.t, name: name, cmd: cmd, log: logPath, done: make(chan struct{})}

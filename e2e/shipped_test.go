@@ -581,30 +581,12 @@ func (f *fixture) startInNamespaces(name, script string, env []string, stdin *os
 	f.t.Helper()
 	setpriv, err := exec.LookPath("setpriv")
 	require.NoError(f.t, err, "setpriv (util-linux)")
-	logPath := filepath.Join(f.dir, name+".log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	require.NoError(f.t, err)
 	cmd := exec.Command("unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", script)
 	cmd.Env = append(append([]string(nil), env...), "TELEGRAF_TKGI_BIN_SRC="+f.bin, "SETPRIV="+setpriv)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}
-	require.NoError(f.t, cmd.Start())
-	p := &process{t: f.t, name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	f.t.Cleanup(func() {
-		p.kill()
-		if f.t.Failed() {
-			data, _ := os.ReadFile(logPath)
-			f.t.Logf("%s log (tail):\n%s", name, tail(string(data), 60))
-		}
-	})
-	return p
+	return f.launch(name, cmd)
 }
 
 // scrapeIn reads a prometheus_client endpoint inside a namespace: the sum

@@ -53,10 +53,16 @@ type result struct {
 
 func run(t *testing.T, args ...string) result {
 	t.Helper()
+	return runIn(t, "", append(os.Environ(), "TELEGRAF_CONFIG_PATH=/nonexistent", "HOME="+t.TempDir()), args...)
+}
+
+// runIn runs the binary in dir with env.
+func runIn(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), "TELEGRAF_CONFIG_PATH=/nonexistent", "HOME="+t.TempDir())
+	cmd.Dir, cmd.Env = dir, env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -17,12 +17,9 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,6 +33,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/loopback"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
@@ -200,7 +198,7 @@ func run(bin, work string, tg target, agents, batch int, warmup, duration time.D
 		cmd.Wait()                       //nolint:errcheck // stopping
 	}()
 	u := strings.TrimPrefix(tg.path, "http://")
-	if err := waitPort(u[:strings.Index(u, "/")], 15*time.Second); err != nil {
+	if err := loopback.WaitPort(u[:strings.Index(u, "/")], 15*time.Second); err != nil {
 		log, _ := os.ReadFile(logf.Name())
 		return result{}, fmt.Errorf("%s did not start: %w\n%s", tg.name, err, log)
 	}
@@ -370,25 +368,11 @@ func gzipBytes(data []byte) []byte {
 	return buf.Bytes()
 }
 
+// freePort is a free loopback port; the tool cannot run without one.
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := loopback.FreePort()
 	check(err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitPort(addr string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for ctx.Err() == nil {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("timeout waiting for " + addr)
+	return port
 }
 
 // peakRSS is the process's high-water resident set (VmHWM) in KiB.

@@ -36,7 +36,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -59,6 +58,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/loopback"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
@@ -186,7 +186,7 @@ func main() {
 		}
 	}
 	defer stop()
-	if err := waitPort(fmt.Sprintf("127.0.0.1:%d", port), 30*time.Second); err != nil {
+	if err := loopback.WaitPort(fmt.Sprintf("127.0.0.1:%d", port), 30*time.Second); err != nil {
 		stop()
 		out, _ := os.ReadFile(logPath)
 		fail("server did not start: %v\n%s", err, out)
@@ -772,24 +772,11 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// freePort is a free loopback port; the tool cannot run without one.
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := loopback.FreePort()
 	check(err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitPort(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("timeout waiting for " + addr)
+	return port
 }
 
 func check(err error) {
