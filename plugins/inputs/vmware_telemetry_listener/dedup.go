@@ -153,8 +153,17 @@ func (s *dedupStore) open(path string, now time.Time) (loaded int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
-	if err := s.load(now.UnixNano()); err != nil {
+	exists, err := s.load(now.UnixNano())
+	if err != nil {
 		return 0, err
+	}
+	if !exists {
+		// Created by the first ready, so that starting (and `--test`)
+		// writes nothing; a directory it cannot be created in fails now.
+		if err := writableDir(filepath.Dir(path)); err != nil {
+			return 0, fmt.Errorf("de-duplication log %q cannot be created: %w", path, err)
+		}
+		return 0, nil
 	}
 	if err := s.compactLocked(); err != nil {
 		return 0, err
@@ -162,13 +171,15 @@ func (s *dedupStore) open(path string, now time.Time) (loaded int, err error) {
 	return s.count, nil
 }
 
-func (s *dedupStore) load(now int64) error {
+// load reads the log's unexpired records; exists is false when there is no
+// log yet.
+func (s *dedupStore) load(now int64) (exists bool, err error) {
 	f, err := os.Open(s.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("opening de-duplication log: %w", err)
+		return false, fmt.Errorf("opening de-duplication log: %w", err)
 	}
 	defer f.Close()
 
@@ -176,21 +187,21 @@ func (s *dedupStore) load(now int64) error {
 	magic := make([]byte, len(dedupMagic))
 	if _, err := io.ReadFull(r, magic); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil // empty file: created but never written
+			return true, nil // empty file: created but never written
 		}
-		return fmt.Errorf("reading de-duplication log %q: %w", s.path, err)
+		return true, fmt.Errorf("reading de-duplication log %q: %w", s.path, err)
 	}
 	if string(magic) != dedupMagic {
-		return fmt.Errorf("%q is not a de-duplication log (bad magic); remove it or point dedup_file elsewhere", s.path)
+		return true, fmt.Errorf("%q is not a de-duplication log (bad magic); remove it or point dedup_file elsewhere", s.path)
 	}
 	var rec [dedupRecordSize]byte
 	for {
 		if _, err := io.ReadFull(r, rec[:]); err != nil {
 			// io.ErrUnexpectedEOF is a record torn by a crash: skip it.
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil
+				return true, nil
 			}
-			return fmt.Errorf("reading de-duplication log %q: %w", s.path, err)
+			return true, fmt.Errorf("reading de-duplication log %q: %w", s.path, err)
 		}
 		var e dedupEntry
 		copy(e.key[:], rec[:16])
@@ -367,6 +378,15 @@ func (s *dedupStore) recoveredLocked() {
 
 func (s *dedupStore) appendLocked(e dedupEntry) error {
 	if s.path == "" {
+		return nil
+	}
+	if s.file == nil && !s.stale {
+		// Not created yet (see open): writing memory out creates it with
+		// this key in it.
+		if err := s.compactLocked(); err != nil {
+			s.stale = true
+			return s.failedLocked(err)
+		}
 		return nil
 	}
 	if s.file == nil || s.stale {

@@ -274,3 +274,35 @@ func BenchmarkDedupCommit(b *testing.B) {
 		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "heap-bytes/key")
 	}
 }
+
+// Starting on a new log writes nothing (`--test` and a server that never
+// receives a keyed batch leave no file); the first keyed batch creates it.
+func TestDedupLogCreatedOnFirstKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dedup.log")
+	now := time.Unix(1_700_000_000, 0)
+
+	s := newDedupStore(time.Hour, 1000)
+	_, err := s.open(path, now)
+	require.NoError(t, err)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "open created files")
+
+	_, p := s.begin(key(1), now)
+	require.NoError(t, s.ready(p))
+	require.NoError(t, s.commit(p, now))
+	require.NoError(t, s.close())
+
+	s2 := newDedupStore(time.Hour, 1000)
+	n, err := s2.open(path, now)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+}
+
+// A log that can never be created fails at start, not at the first batch.
+func TestDedupLogDirectoryMissing(t *testing.T) {
+	s := newDedupStore(time.Hour, 1000)
+	_, err := s.open(filepath.Join(t.TempDir(), "missing", "dedup.log"), time.Now())
+	require.ErrorContains(t, err, "cannot be created")
+}

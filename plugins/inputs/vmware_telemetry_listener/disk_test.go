@@ -110,9 +110,12 @@ func TestDedupLogTornWriteOnFullDisk(t *testing.T) {
 	ts := startListener(t, func(l *Listener) { l.DedupFile = path; l.Log = log })
 	ts.l.dedup.noPrealloc = true
 	body := zstdBytes(t, validBatch(1))
+	// The log is created by the first keyed batch.
+	resp, msg := ts.do(post{body: body, encoding: "zstd", key: "before-full"})
+	require.Equal(t, http.StatusCreated, resp.StatusCode, msg)
 
 	testdisk.Fill(t, dir)
-	var stored []string
+	stored := []string{"before-full"}
 	torn := ""
 	// The log's last page has room for some records; the one crossing
 	// into the next page is torn.
@@ -134,7 +137,7 @@ func TestDedupLogTornWriteOnFullDisk(t *testing.T) {
 	require.Contains(t, log.Errors()[0], "bytes written, cut back")
 
 	// The torn batch is known in memory: its retry is a duplicate.
-	resp, _ := ts.do(post{body: body, encoding: "zstd", key: torn})
+	resp, _ = ts.do(post{body: body, encoding: "zstd", key: torn})
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	// A new batch is refused while the log cannot be rewritten.
 	resp, _ = ts.do(post{body: body, encoding: "zstd", key: "next"})

@@ -33,3 +33,13 @@ func preallocate(f *os.File, off, n int64) error {
 	}
 	return ferr
 }
+
+// writableDir fails if the process cannot create files in dir, without
+// creating one: startup must write nothing (`--test`, `config check`).
+func writableDir(dir string) error {
+	const wOK = 0x2 // W_OK
+	if err := syscall.Access(dir, wOK); err != nil {
+		return &os.PathError{Op: "access", Path: dir, Err: err}
+	}
+	return nil
+}
