@@ -158,7 +158,8 @@ func TestRetryAfterZeroWaitsTheBackoff(t *testing.T) {
 }
 
 // Interrupt (the agent stopping) ends a wait for a retry at once, keeping
-// the batch; the agent's last flush then fails at once while backing off.
+// the batch; the agent's last flush then fails at once while backing off
+// longer than shutdownGrace.
 func TestInterruptEndsRetryWait(t *testing.T) {
 	srv := newServer(t, "")
 	srv.setScript(func(_ int, _ *received, w http.ResponseWriter) int {
@@ -187,6 +188,37 @@ func TestInterruptEndsRetryWait(t *testing.T) {
 	require.ErrorContains(t, o.Write(in), "backing off until")
 	require.Len(t, srv.reqs(), 1)
 	require.Len(t, o.pending, 1, "the batch is pending for the next start")
+}
+
+// The agent's last flush after Interrupt waits out a backoff shorter than
+// shutdownGrace and sends: a memory-buffered batch is not lost at exit
+// because the server failed a moment before the stop.
+func TestLastFlushWaitsShortBackoff(t *testing.T) {
+	srv := newServer(t, "")
+	srv.setScript(func(n int, _ *received, w http.ResponseWriter) int {
+		if n == 0 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return http.StatusServiceUnavailable
+		}
+		w.WriteHeader(http.StatusCreated)
+		return http.StatusCreated
+	})
+	o, _ := newOutput(t, srv.endpoint(), "", func(o *VMwareTelemetry) {
+		o.RetryInitial = config.Duration(300 * time.Millisecond)
+		o.MaxAttemptsPerWrite = 1
+	})
+	start(t, o)
+	in := kubeTelemetryMetrics(2, gatherTime)
+	require.ErrorContains(t, o.Write(in), "503")
+
+	o.Interrupt()
+	require.NoError(t, o.Write(in))
+	reqs := srv.reqs()
+	require.Len(t, reqs, 2)
+	require.GreaterOrEqual(t, reqs[1].at.Sub(reqs[0].at), 300*time.Millisecond, "the last flush kept the backoff")
+	require.Equal(t, keys(reqs)[0], keys(reqs)[1])
+	require.Empty(t, o.pending)
 }
 
 // A request hanging when the agent stops gets shutdownGrace, then ends.

@@ -385,7 +385,7 @@ func (t *VMwareTelemetry) Write(metrics []telegraf.Metric) error {
 		t.done(b)
 		return nil
 	}
-	if now := t.now(); now.Before(t.notBefore) {
+	if wait := t.notBefore.Sub(t.now()); wait > 0 && !t.lastFlushWaits(wait) {
 		// Backing off: no connection until the wait is over.
 		return fmt.Errorf("backing off until %s after %d failed attempts: %w",
 			t.notBefore.Format(time.RFC3339), t.failures, t.lastErr)
@@ -395,6 +395,15 @@ func (t *VMwareTelemetry) Write(metrics []telegraf.Metric) error {
 	}
 	t.done(b)
 	return nil
+}
+
+// lastFlushWaits lets the agent's last flush, once it is stopping, wait
+// out a backoff shorter than shutdownGrace instead of giving up: with
+// Telegraf's memory buffer the batch would otherwise be lost at exit. The
+// wait still ends when the grace does.
+func (t *VMwareTelemetry) lastFlushWaits(wait time.Duration) bool {
+	stopping := t.ctx != nil && t.ctx.Err() != nil
+	return stopping && wait < shutdownGrace && t.sleep(t.reqCtx, wait)
 }
 
 func sleepContext(ctx context.Context, d time.Duration) bool {
