@@ -17,8 +17,6 @@ import (
 	"github.com/influxdata/telegraf/agent"
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/logger"
-	"github.com/influxdata/telegraf/plugins/inputs"
-	"github.com/influxdata/telegraf/plugins/outputs"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/buildinfo"
 )
@@ -30,17 +28,22 @@ type agentOptions struct {
 	configDirs    []string
 	inputFilters  []string
 	outputFilters []string
-	test          bool
-	testWait      int
-	once          bool
-	debug         bool
-	quiet         bool
-	pidFile       string
-	watchConfig   string
-	watchInterval time.Duration
-	pprofAddr     string
-	unprotected   bool
-	nonStrictEnv  bool
+	// secretstoreFilters selects secret stores by id, as --secretstore-filter.
+	secretstoreFilters []string
+	test               bool
+	testWait           int
+	once               bool
+	debug              bool
+	quiet              bool
+	pidFile            string
+	watchConfig        string
+	watchInterval      time.Duration
+	pprofAddr          string
+	// pprofErr reports the pprof server failing (a taken port, say): the
+	// agent then stops, like upstream.
+	pprofErr     <-chan error
+	unprotected  bool
+	nonStrictEnv bool
 	// check: `config check`, which must write nothing (see checkConfig).
 	check bool
 }
@@ -49,10 +52,11 @@ type agentOptions struct {
 // command, so subcommands such as `config check` pass runFlags=false.
 func agentOptionsFrom(cCtx *cli.Context, runFlags bool) agentOptions {
 	o := agentOptions{
-		configFiles:   stringSliceFlag(cCtx, "config"),
-		configDirs:    stringSliceFlag(cCtx, "config-directory"),
-		inputFilters:  splitFilter(cCtx, "input-filter"),
-		outputFilters: splitFilter(cCtx, "output-filter"),
+		configFiles:        stringSliceFlag(cCtx, "config"),
+		configDirs:         stringSliceFlag(cCtx, "config-directory"),
+		inputFilters:       splitFilter(cCtx, "input-filter"),
+		outputFilters:      splitFilter(cCtx, "output-filter"),
+		secretstoreFilters: splitFilter(cCtx, "secretstore-filter"),
 	}
 	if runFlags {
 		o.test = cCtx.Bool("test")
@@ -83,16 +87,9 @@ func (o *agentOptions) validate() error {
 	if o.testWait < 0 {
 		return fmt.Errorf("invalid --test-wait %d: must not be negative", o.testWait)
 	}
-	for _, name := range o.inputFilters {
-		if _, ok := inputs.Inputs[name]; !ok {
-			return fmt.Errorf("--input-filter names unknown input %q; see 'telegraf-tkgi plugins inputs'", name)
-		}
-	}
-	for _, name := range o.outputFilters {
-		if _, ok := outputs.Outputs[name]; !ok {
-			return fmt.Errorf("--output-filter names unknown output %q; see 'telegraf-tkgi plugins outputs'", name)
-		}
-	}
+	// Names in --input-filter/--output-filter that match no plugin are
+	// ignored, as upstream does: the filter only selects among the
+	// configured plugins.
 	return nil
 }
 
@@ -125,6 +122,7 @@ func (o *agentOptions) loadConfig() (*config.Config, []string, error) {
 	c.Agent.Quiet = o.quiet
 	c.InputFilters = o.inputFilters
 	c.OutputFilters = o.outputFilters
+	c.SecretStoreFilters = o.secretstoreFilters
 	// Test mode also keeps outputs' buffers in memory: `config check` must
 	// not open (create, or race the running agent for) a disk buffer.
 	c.TestMode = o.testMode() || o.check
@@ -196,7 +194,7 @@ func runAgent(ctx context.Context, o agentOptions) error {
 		config.DisableSecretProtection()
 	}
 	if o.pprofAddr != "" {
-		startPprof(o.pprofAddr)
+		o.pprofErr = startPprof(o.pprofAddr)
 	}
 	if o.pidFile != "" && !o.testMode() && !o.once {
 		if err := os.WriteFile(o.pidFile, fmt.Appendf(nil, "%d\n", os.Getpid()), 0o640); err != nil {
@@ -254,6 +252,10 @@ func runOnce(parent context.Context, c *config.Config, files []string, o *agentO
 			} else {
 				log.Printf("I! Received %s, flushing and stopping", sig)
 			}
+			interruptOutputs(c)
+			cancel()
+		case err := <-o.pprofErr:
+			log.Printf("E! Serving pprof on %s failed, stopping: %v", o.pprofAddr, err)
 			interruptOutputs(c)
 			cancel()
 		case <-ctx.Done():

@@ -29,7 +29,7 @@ func main() {
 // filterFlags may be given before or after the `config` subcommand, as with
 // telegraf; both places are merged.
 var filterFlagNames = []string{
-	"section-filter", "input-filter", "output-filter", "aggregator-filter", "processor-filter",
+	"section-filter", "input-filter", "output-filter", "aggregator-filter", "processor-filter", "secretstore-filter",
 }
 
 func filterFlags() []cli.Flag {
@@ -39,6 +39,7 @@ func filterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "output-filter", Usage: "outputs to enable or print, separated by ':'"},
 		&cli.StringFlag{Name: "aggregator-filter", Usage: "aggregators to print, separated by ':'"},
 		&cli.StringFlag{Name: "processor-filter", Usage: "processors to print, separated by ':'"},
+		&cli.StringFlag{Name: "secretstore-filter", Usage: "secret stores to enable, separated by ':'"},
 	}
 }
 
@@ -67,7 +68,7 @@ func runFlags() []cli.Flag {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	flags := append(append(configFlags(), filterFlags()...), runFlags()...)
+	flags := append(append(append(configFlags(), filterFlags()...), runFlags()...), compatFlags()...)
 	return &cli.App{
 		Name:      "telegraf-tkgi",
 		Usage:     "Telegraf with Kubernetes telemetry plugins; a drop-in replacement for telegraf",
@@ -80,8 +81,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			if cCtx.NArg() > 0 {
 				return fmt.Errorf("unknown command %q, see --help", cCtx.Args().First())
 			}
-			if name := cCtx.String("usage"); name != "" {
-				return printUsage(stdout, name)
+			if done, err := printAndExit(cCtx, stdout); done {
+				return err
+			}
+			if err := applyGlobalSettings(cCtx); err != nil {
+				return err
 			}
 			return runAgent(cCtx.Context, agentOptionsFrom(cCtx, true))
 		},
@@ -104,6 +108,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					},
 				},
 			},
+			secretsCommand(stdout),
 			{
 				Name:      "plugins",
 				Usage:     "list the compiled-in plugins",

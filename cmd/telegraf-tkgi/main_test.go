@@ -108,10 +108,13 @@ func names(metrics []telegraf.Metric) map[string]bool {
 }
 
 func TestVersion(t *testing.T) {
-	r := run(t, "version")
-	require.Equal(t, 0, r.code, r.stderr)
-	require.Contains(t, r.stdout, "telegraf-tkgi ")
-	require.Contains(t, r.stdout, "built on Telegraf v1.39.3")
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := run(t, args...)
+		require.Equal(t, 0, r.code, r.stderr)
+		// Upstream's first two words, then this build.
+		require.True(t, strings.HasPrefix(r.stdout, "Telegraf 1.39.3 (telegraf-tkgi "), r.stdout)
+		require.Equal(t, 1, strings.Count(r.stdout, "\n"), r.stdout)
+	}
 }
 
 func TestPluginsListsTheCuratedSet(t *testing.T) {
