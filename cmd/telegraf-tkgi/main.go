@@ -99,6 +99,14 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				},
 				Subcommands: []*cli.Command{
 					{
+						Name:  "create",
+						Usage: "print a sample configuration (the same as 'config')",
+						Flags: append(configFlags(), filterFlags()...),
+						Action: func(cCtx *cli.Context) error {
+							return printSampleConfig(stdout, filtersFrom(cCtx))
+						},
+					},
+					{
 						Name:  "check",
 						Usage: "load the configuration and report the first problem found",
 						Flags: configFlags(),
@@ -117,6 +125,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Action: func(cCtx *cli.Context) error {
 					return printPlugins(stdout, cCtx.Args().First(), cCtx.Bool("deprecated"))
 				},
+				Subcommands: pluginCategoryCommands(stdout),
 			},
 			{
 				Name:  "version",
@@ -159,6 +168,23 @@ func splitFilter(cCtx *cli.Context, name string) []string {
 		}
 	}
 	return parts
+}
+
+// pluginCategoryCommands are `plugins inputs` and the like, as upstream has
+// them: each lists one category.
+func pluginCategoryCommands(stdout io.Writer) []*cli.Command {
+	var commands []*cli.Command
+	for _, category := range []string{"inputs", "outputs", "processors", "aggregators", "secretstores", "parsers", "serializers"} {
+		commands = append(commands, &cli.Command{
+			Name:  category,
+			Usage: "list the compiled-in " + category,
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "deprecated", Usage: "list only deprecated plugins"}},
+			Action: func(cCtx *cli.Context) error {
+				return printPlugins(stdout, category, cCtx.Bool("deprecated"))
+			},
+		})
+	}
+	return commands
 }
 
 var errUnknownCategory = errors.New("unknown plugin category")
