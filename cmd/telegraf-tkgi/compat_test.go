@@ -141,6 +141,15 @@ func TestListFlagsPrintAndExit(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "[[inputs.mem]]")
 	require.NotContains(t, r.stdout, "\n[[outputs.")
+
+	// Secret stores have their section, commented unless filtered in.
+	r = run(t, "config")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "\n# [[secretstores.jose]]")
+	r = run(t, "config", "--section-filter", "secretstores", "--secretstore-filter", "jose")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "\n[[secretstores.jose]]")
+	require.NotContains(t, r.stdout, "secretstores.http")
 }
 
 func TestSecretsJoseStore(t *testing.T) {

@@ -34,12 +34,12 @@ var filterFlagNames = []string{
 
 func filterFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "section-filter", Usage: "sections to print, separated by ':' (global_tags, agent, outputs, processors, aggregators, inputs)"},
+		&cli.StringFlag{Name: "section-filter", Usage: "sections to print, separated by ':' (global_tags, agent, secretstores, outputs, processors, aggregators, inputs)"},
 		&cli.StringFlag{Name: "input-filter", Usage: "inputs to enable or print, separated by ':'"},
 		&cli.StringFlag{Name: "output-filter", Usage: "outputs to enable or print, separated by ':'"},
 		&cli.StringFlag{Name: "aggregator-filter", Usage: "aggregators to print, separated by ':'"},
 		&cli.StringFlag{Name: "processor-filter", Usage: "processors to print, separated by ':'"},
-		&cli.StringFlag{Name: "secretstore-filter", Usage: "secret stores to enable, separated by ':'"},
+		&cli.StringFlag{Name: "secretstore-filter", Usage: "secret store plugins to enable or print, separated by ':'"},
 	}
 }
 

@@ -170,7 +170,7 @@ func TestSampleConfigDocumentsEveryPlugin(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(list.stdout), "\n") {
 		category, name, _ := strings.Cut(line, ".")
 		switch category {
-		case "inputs", "outputs", "processors", "aggregators":
+		case "inputs", "outputs", "processors", "aggregators", "secretstores":
 			require.Contains(t, r.stdout, "[["+category+"."+name+"]]", "sample config lacks %s", line)
 		}
 	}

@@ -20,7 +20,7 @@ import (
 )
 
 // Sections in the order the sample configuration prints them.
-var allSections = []string{"global_tags", "agent", "outputs", "processors", "aggregators", "inputs"}
+var allSections = []string{"global_tags", "agent", "secretstores", "outputs", "processors", "aggregators", "inputs"}
 
 // Plugins printed enabled when no filter is given; all others print
 // commented out so the sample still documents every compiled-in plugin.
@@ -30,16 +30,17 @@ var (
 )
 
 type sampleFilters struct {
-	sections, inputs, outputs, aggregators, processors []string
+	sections, inputs, outputs, aggregators, processors, secretstores []string
 }
 
 func filtersFrom(cCtx *cli.Context) sampleFilters {
 	return sampleFilters{
-		sections:    splitFilter(cCtx, "section-filter"),
-		inputs:      splitFilter(cCtx, "input-filter"),
-		outputs:     splitFilter(cCtx, "output-filter"),
-		aggregators: splitFilter(cCtx, "aggregator-filter"),
-		processors:  splitFilter(cCtx, "processor-filter"),
+		sections:     splitFilter(cCtx, "section-filter"),
+		inputs:       splitFilter(cCtx, "input-filter"),
+		outputs:      splitFilter(cCtx, "output-filter"),
+		aggregators:  splitFilter(cCtx, "aggregator-filter"),
+		processors:   splitFilter(cCtx, "processor-filter"),
+		secretstores: splitFilter(cCtx, "secretstore-filter"),
 	}
 }
 
@@ -79,6 +80,12 @@ func processorSet() pluginSet {
 		func(n string) telegraf.DeprecationInfo { return processors.Deprecations[n] }}
 }
 
+func secretstoreSet() pluginSet {
+	return pluginSet{"secretstores", sortedKeys(secretstores.SecretStores),
+		func(n string) telegraf.PluginDescriber { return secretstores.SecretStores[n]("secretstore") },
+		func(n string) telegraf.DeprecationInfo { return secretstores.Deprecations[n] }}
+}
+
 func aggregatorSet() pluginSet {
 	return pluginSet{"aggregators", sortedKeys(aggregators.Aggregators),
 		func(n string) telegraf.PluginDescriber { return aggregators.Aggregators[n]() },
@@ -110,6 +117,7 @@ func printSampleConfig(w io.Writer, f sampleFilters) error {
 		flag     string
 	}
 	categories := []category{
+		{secretstoreSet(), f.secretstores, nil, "secretstore-filter"},
 		{outputSet(), f.outputs, defaultOutputs, "output-filter"},
 		{processorSet(), f.processors, nil, "processor-filter"},
 		{aggregatorSet(), f.aggregators, nil, "aggregator-filter"},
