@@ -28,36 +28,37 @@ type agentOptions struct {
 	configDirs    []string
 	inputFilters  []string
 	outputFilters []string
-	// secretstoreFilters selects secret stores by id, as --secretstore-filter.
-	secretstoreFilters []string
-	test               bool
-	testWait           int
-	once               bool
-	debug              bool
-	quiet              bool
-	pidFile            string
-	watchConfig        string
-	watchInterval      time.Duration
-	pprofAddr          string
-	// pprofErr reports the pprof server failing (a taken port, say): the
-	// agent then stops, like upstream.
-	pprofErr     <-chan error
-	unprotected  bool
-	nonStrictEnv bool
+	test          bool
+	testWait      int
+	once          bool
+	debug         bool
+	quiet         bool
+	pidFile       string
+	watchConfig   string
+	watchInterval time.Duration
+	pprofAddr     string
+	unprotected   bool
+	nonStrictEnv  bool
 	// check: `config check`, which must write nothing (see checkConfig).
 	check bool
+
+	// secretstoreFilters selects secret store plugins, as --secretstore-filter.
+	secretstoreFilters []string
+	// pprofErr reports the pprof server failing (a taken port, say): the
+	// agent then stops, like upstream.
+	pprofErr <-chan error
 }
 
 // agentOptionsFrom reads the options; run flags exist only on the top-level
 // command, so subcommands such as `config check` pass runFlags=false.
 func agentOptionsFrom(cCtx *cli.Context, runFlags bool) agentOptions {
 	o := agentOptions{
-		configFiles:        stringSliceFlag(cCtx, "config"),
-		configDirs:         stringSliceFlag(cCtx, "config-directory"),
-		inputFilters:       splitFilter(cCtx, "input-filter"),
-		outputFilters:      splitFilter(cCtx, "output-filter"),
-		secretstoreFilters: splitFilter(cCtx, "secretstore-filter"),
+		configFiles:   stringSliceFlag(cCtx, "config"),
+		configDirs:    stringSliceFlag(cCtx, "config-directory"),
+		inputFilters:  splitFilter(cCtx, "input-filter"),
+		outputFilters: splitFilter(cCtx, "output-filter"),
 	}
+	o.secretstoreFilters = splitFilter(cCtx, "secretstore-filter")
 	if runFlags {
 		o.test = cCtx.Bool("test")
 		o.testWait = cCtx.Int("test-wait")
@@ -191,6 +192,7 @@ func runAgent(ctx context.Context, o agentOptions) error {
 		return err
 	}
 	if o.unprotected {
+		log.Printf("W! Running without secret protection (--unprotected): secrets are not locked in memory")
 		config.DisableSecretProtection()
 	}
 	if o.pprofAddr != "" {
