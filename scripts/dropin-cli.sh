@@ -91,6 +91,12 @@ fi
 runboth cli-plugins-inputs plugins inputs
 same cli-plugins-inputs "plugins inputs lists one category" "grep -vc '^inputs\.'"
 
+# The same flag library: an undefined flag and an unknown command fail alike.
+runboth cli-undefined-flag --no-such-flag
+same cli-undefined-flag "undefined flag" "grep -c 'flag provided but not defined: -no-such-flag'"
+runboth cli-unknown-command frobnicate
+same cli-unknown-command "unknown command"
+
 # --- Version: upstream's first two words ------------------------------------
 for v in version --version; do
   runboth "cli-$v" "$v"
