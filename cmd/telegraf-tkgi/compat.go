@@ -35,6 +35,16 @@ func compatFlags() []cli.Flag {
 	}
 }
 
+// envFlags are accepted by the commands that take upstream's configuration
+// flags; printing a sample configuration reads no file, so they change
+// nothing there.
+func envFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "strict-env-handling", Usage: "substitute environment variables only in string settings (the default)"},
+		&cli.BoolFlag{Name: "non-strict-env-handling", Usage: "allow environment variables to replace non-string settings"},
+	}
+}
+
 // errNoExternalPlugins is what --plugin-directory ends with: like upstream's
 // release builds (which have no Go plugin support either), this build cannot
 // load shared-object plugins.

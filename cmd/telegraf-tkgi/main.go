@@ -93,7 +93,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			{
 				Name:  "config",
 				Usage: "print a sample configuration of the compiled-in plugins",
-				Flags: append(configFlags(), filterFlags()...),
+				Flags: append(append(configFlags(), filterFlags()...), envFlags()...),
 				Action: func(cCtx *cli.Context) error {
 					return printSampleConfig(stdout, filtersFrom(cCtx))
 				},
@@ -101,7 +101,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					{
 						Name:  "create",
 						Usage: "print a sample configuration (the same as 'config')",
-						Flags: append(configFlags(), filterFlags()...),
+						Flags: append(append(configFlags(), filterFlags()...), envFlags()...),
 						Action: func(cCtx *cli.Context) error {
 							return printSampleConfig(stdout, filtersFrom(cCtx))
 						},
