@@ -124,6 +124,8 @@ if diff <(loaded "$work/cli-filter.up.err") <(loaded "$work/cli-filter.tk.err") 
 else
   bad "cli-filter: loaded plugins differ"; diff <(loaded "$work/cli-filter.up.err") <(loaded "$work/cli-filter.tk.err") || true
 fi
+runboth cli-config-filter config --section-filter agent:inputs:bogus --input-filter mem:nosuch
+same cli-config-filter "config ignores unknown filter names" "grep -E '^\[(agent|\[inputs\.[a-z_]+)\]'"
 runboth cli-filter-none --config "$cli/labels.conf" --input-filter nosuch --once
 same cli-filter-none "a filter matching no input fails"
 

@@ -190,9 +190,15 @@ func TestSampleConfigSectionFilter(t *testing.T) {
 	require.NotContains(t, r.stdout, "[[outputs.file]]")
 	require.NotContains(t, r.stdout, "[[inputs.mem]]")
 
-	r = run(t, "config", "--section-filter", "agent:bogus")
-	require.NotEqual(t, 0, r.code)
-	require.Contains(t, r.stderr, `--section-filter names unknown plugin "bogus"`)
+	// Unknown names are ignored, as upstream.
+	r = run(t, "config", "--section-filter", "agent:bogus", "--input-filter", "mem:nosuch")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "\n[agent]")
+	require.NotContains(t, r.stdout, "[[inputs.mem]]")
+	r = run(t, "config", "--section-filter", "inputs", "--input-filter", "mem:nosuch")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "\n[[inputs.mem]]")
+	require.Empty(t, r.stderr)
 }
 
 func TestUsage(t *testing.T) {

@@ -92,41 +92,25 @@ func aggregatorSet() pluginSet {
 		func(n string) telegraf.DeprecationInfo { return aggregators.Deprecations[n] }}
 }
 
-func validateNames(flag string, given, known []string) error {
-	for _, name := range given {
-		if !slices.Contains(known, name) {
-			return fmt.Errorf("--%s names unknown plugin %q; see 'telegraf-tkgi plugins'", flag, name)
-		}
-	}
-	return nil
-}
-
 func printSampleConfig(w io.Writer, f sampleFilters) error {
 	sections := f.sections
 	if len(sections) == 0 {
 		sections = allSections
 	}
-	if err := validateNames("section-filter", sections, allSections); err != nil {
-		return err
-	}
+	// Names in the filters that match no section or plugin are ignored, as
+	// upstream does.
 
 	type category struct {
 		set      pluginSet
 		filter   []string
 		defaults []string
-		flag     string
 	}
 	categories := []category{
-		{secretstoreSet(), f.secretstores, nil, "secretstore-filter"},
-		{outputSet(), f.outputs, defaultOutputs, "output-filter"},
-		{processorSet(), f.processors, nil, "processor-filter"},
-		{aggregatorSet(), f.aggregators, nil, "aggregator-filter"},
-		{inputSet(), f.inputs, defaultInputs, "input-filter"},
-	}
-	for _, c := range categories {
-		if err := validateNames(c.flag, c.filter, c.set.names); err != nil {
-			return err
-		}
+		{secretstoreSet(), f.secretstores, nil},
+		{outputSet(), f.outputs, defaultOutputs},
+		{processorSet(), f.processors, nil},
+		{aggregatorSet(), f.aggregators, nil},
+		{inputSet(), f.inputs, defaultInputs},
 	}
 
 	var b strings.Builder
