@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -237,4 +240,52 @@ func TestSecretStoreLoadsAtRun(t *testing.T) {
 	r = run(t, "--config", conf, "--password", "pw", "--once", "--print-plugin-config-source")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stderr, conf, "the plugin sources name the file")
+}
+
+// The http secret store against a real HTTP server: a plugin's secret
+// (inputs.prometheus' password) resolves from it when the agent starts and
+// reaches the scraped server.
+func TestSecretsHTTPStoreResolvesPluginSecret(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/secrets", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t0ken" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"scrape_password": "s3cr3t-from-store"}`)
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if user, pass, ok := r.BasicAuth(); !ok || user != "agent" || pass != "s3cr3t-from-store" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, "# TYPE scraped_ok gauge\nscraped_ok 1\n")
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	conf := writeFile(t, t.TempDir(), "s.conf", `
+[agent]
+  omit_hostname = true
+[[secretstores.http]]
+  id = "web"
+  url = "`+srv.URL+`/secrets"
+  token = "t0ken"
+[[inputs.prometheus]]
+  urls = ["`+srv.URL+`/metrics"]
+  username = "agent"
+  password = "@{web:scrape_password}"
+`)
+	r := run(t, "--config", conf, "--test")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stderr, "Loaded secretstores: web\n")
+	// The scrape succeeded, so the password came from the store.
+	require.True(t, names(parseLines(t, r.stdout))["scraped_ok"], r.stdout+r.stderr)
+	require.NotContains(t, r.stdout+r.stderr, "s3cr3t-from-store")
+
+	// Like upstream, the http store downloads only when a plugin refers to
+	// it, so `secrets get` (which loads no plugin) does not find the key.
+	r = run(t, "--config", conf, "secrets", "get", "web", "scrape_password")
+	require.Equal(t, 1, r.code, r.stderr)
+	require.Contains(t, r.stderr, "unable to get secret: not found")
 }
