@@ -2,7 +2,12 @@
 # Drop-in check: upstream telegraf and telegraf-tkgi run on the same config
 # files with the same flags. For every good config the measurement, tag-key
 # and field-key sets of `--test` output must match; for every bad config both
-# must fail (same exit code). Usage: scripts/dropin-compare.sh [bin/telegraf-tkgi]
+# must fail (same exit code). Then the command line: every global flag and
+# command upstream's --help lists must exist here (the list is read from
+# upstream's binary, so a new upstream flag fails this until handled), and
+# the behaviours of testdata/dropin/cli (version, filters, --select, pprof,
+# secrets, ...) must agree on exit code and the output that matters.
+# Usage: scripts/dropin-compare.sh [bin/telegraf-tkgi]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -12,7 +17,7 @@ data="$here/testdata/dropin"
 # the influx serializer --test prints with): the comparison needs nothing
 # else, and the full build is most of a cold `make test`.
 tags=custom,serializers.influx
-for p in $(grep -hoE '^\[\[(inputs|outputs|processors|aggregators)\.[a-z0-9_]+\]\]' "$data"/*.conf | tr -d '[]' | sort -u); do
+for p in $(grep -hoE '^\[\[(inputs|outputs|processors|aggregators|secretstores)\.[a-z0-9_]+\]\]' "$data"/*.conf "$data"/cli/*.conf | tr -d '[]' | sort -u); do
   tags="$tags,$p"
 done
 for f in $(grep -hoE 'data_format *= *"[a-z_]+"' "$data"/*.conf | sed -E 's/.*"(.*)"/\1/' | sort -u); do
@@ -57,5 +62,8 @@ for conf in "$data"/*.conf; do
       ;;
   esac
 done
+# shellcheck source=dropin-cli.sh
+. "$here/dropin-cli.sh"
+
 echo "dropin-compare: $passed passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -17,8 +17,6 @@ import (
 	"github.com/influxdata/telegraf/agent"
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/logger"
-	"github.com/influxdata/telegraf/plugins/inputs"
-	"github.com/influxdata/telegraf/plugins/outputs"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/buildinfo"
 )
@@ -43,6 +41,12 @@ type agentOptions struct {
 	nonStrictEnv  bool
 	// check: `config check`, which must write nothing (see checkConfig).
 	check bool
+
+	// secretstoreFilters selects secret store plugins, as --secretstore-filter.
+	secretstoreFilters []string
+	// pprofErr reports the pprof server failing (a taken port, say): the
+	// agent then stops, like upstream.
+	pprofErr <-chan error
 }
 
 // agentOptionsFrom reads the options; run flags exist only on the top-level
@@ -54,6 +58,7 @@ func agentOptionsFrom(cCtx *cli.Context, runFlags bool) agentOptions {
 		inputFilters:  splitFilter(cCtx, "input-filter"),
 		outputFilters: splitFilter(cCtx, "output-filter"),
 	}
+	o.secretstoreFilters = splitFilter(cCtx, "secretstore-filter")
 	if runFlags {
 		o.test = cCtx.Bool("test")
 		o.testWait = cCtx.Int("test-wait")
@@ -83,16 +88,9 @@ func (o *agentOptions) validate() error {
 	if o.testWait < 0 {
 		return fmt.Errorf("invalid --test-wait %d: must not be negative", o.testWait)
 	}
-	for _, name := range o.inputFilters {
-		if _, ok := inputs.Inputs[name]; !ok {
-			return fmt.Errorf("--input-filter names unknown input %q; see 'telegraf-tkgi plugins inputs'", name)
-		}
-	}
-	for _, name := range o.outputFilters {
-		if _, ok := outputs.Outputs[name]; !ok {
-			return fmt.Errorf("--output-filter names unknown output %q; see 'telegraf-tkgi plugins outputs'", name)
-		}
-	}
+	// Names in --input-filter/--output-filter that match no plugin are
+	// ignored, as upstream does: the filter only selects among the
+	// configured plugins.
 	return nil
 }
 
@@ -125,6 +123,7 @@ func (o *agentOptions) loadConfig() (*config.Config, []string, error) {
 	c.Agent.Quiet = o.quiet
 	c.InputFilters = o.inputFilters
 	c.OutputFilters = o.outputFilters
+	c.SecretStoreFilters = o.secretstoreFilters
 	// Test mode also keeps outputs' buffers in memory: `config check` must
 	// not open (create, or race the running agent for) a disk buffer.
 	c.TestMode = o.testMode() || o.check
@@ -193,10 +192,11 @@ func runAgent(ctx context.Context, o agentOptions) error {
 		return err
 	}
 	if o.unprotected {
+		log.Printf("W! Running without secret protection (--unprotected): secrets are not locked in memory")
 		config.DisableSecretProtection()
 	}
 	if o.pprofAddr != "" {
-		startPprof(o.pprofAddr)
+		o.pprofErr = startPprof(o.pprofAddr)
 	}
 	if o.pidFile != "" && !o.testMode() && !o.once {
 		if err := os.WriteFile(o.pidFile, fmt.Appendf(nil, "%d\n", os.Getpid()), 0o640); err != nil {
@@ -235,13 +235,15 @@ func runOnce(parent context.Context, c *config.Config, files []string, o *agentO
 	defer cancel()
 
 	log.Printf("I! Starting telegraf-tkgi %s on Telegraf %s", buildinfo.Version, buildinfo.UpstreamVersion())
-	log.Printf("I! Loaded inputs: %s", strings.Join(c.InputNames(), " "))
-	log.Printf("I! Loaded aggregators: %s", strings.Join(c.AggregatorNames(), " "))
-	log.Printf("I! Loaded processors: %s", strings.Join(c.ProcessorNames(), " "))
+	// The *WithSources tables are empty unless --print-plugin-config-source.
+	log.Printf("I! Loaded inputs: %s\n%s", strings.Join(c.InputNames(), " "), c.InputNamesWithSources())
+	log.Printf("I! Loaded aggregators: %s\n%s", strings.Join(c.AggregatorNames(), " "), c.AggregatorNamesWithSources())
+	log.Printf("I! Loaded processors: %s\n%s", strings.Join(c.ProcessorNames(), " "), c.ProcessorNamesWithSources())
+	log.Printf("I! Loaded secretstores: %s\n%s", strings.Join(c.SecretstoreNames(), " "), c.SecretstoreNamesWithSources())
 	if o.testMode() {
 		log.Printf("W! Outputs are not used in test mode")
 	} else {
-		log.Printf("I! Loaded outputs: %s", strings.Join(c.OutputNames(), " "))
+		log.Printf("I! Loaded outputs: %s\n%s", strings.Join(c.OutputNames(), " "), c.OutputNamesWithSources())
 	}
 	log.Printf("I! Tags enabled: %s", c.ListTags())
 
@@ -254,6 +256,10 @@ func runOnce(parent context.Context, c *config.Config, files []string, o *agentO
 			} else {
 				log.Printf("I! Received %s, flushing and stopping", sig)
 			}
+			interruptOutputs(c)
+			cancel()
+		case err := <-o.pprofErr:
+			log.Printf("E! Serving pprof on %s failed, stopping: %v", o.pprofAddr, err)
 			interruptOutputs(c)
 			cancel()
 		case <-ctx.Done():

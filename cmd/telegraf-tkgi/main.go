@@ -29,16 +29,17 @@ func main() {
 // filterFlags may be given before or after the `config` subcommand, as with
 // telegraf; both places are merged.
 var filterFlagNames = []string{
-	"section-filter", "input-filter", "output-filter", "aggregator-filter", "processor-filter",
+	"section-filter", "input-filter", "output-filter", "aggregator-filter", "processor-filter", "secretstore-filter",
 }
 
 func filterFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "section-filter", Usage: "sections to print, separated by ':' (global_tags, agent, outputs, processors, aggregators, inputs)"},
+		&cli.StringFlag{Name: "section-filter", Usage: "sections to print, separated by ':' (global_tags, agent, secretstores, outputs, processors, aggregators, inputs)"},
 		&cli.StringFlag{Name: "input-filter", Usage: "inputs to enable or print, separated by ':'"},
 		&cli.StringFlag{Name: "output-filter", Usage: "outputs to enable or print, separated by ':'"},
 		&cli.StringFlag{Name: "aggregator-filter", Usage: "aggregators to print, separated by ':'"},
 		&cli.StringFlag{Name: "processor-filter", Usage: "processors to print, separated by ':'"},
+		&cli.StringFlag{Name: "secretstore-filter", Usage: "secret store plugins to enable or print, separated by ':'"},
 	}
 }
 
@@ -67,7 +68,7 @@ func runFlags() []cli.Flag {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	flags := append(append(configFlags(), filterFlags()...), runFlags()...)
+	flags := append(append(append(configFlags(), filterFlags()...), runFlags()...), compatFlags()...)
 	return &cli.App{
 		Name:      "telegraf-tkgi",
 		Usage:     "Telegraf with Kubernetes telemetry plugins; a drop-in replacement for telegraf",
@@ -80,8 +81,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			if cCtx.NArg() > 0 {
 				return fmt.Errorf("unknown command %q, see --help", cCtx.Args().First())
 			}
-			if name := cCtx.String("usage"); name != "" {
-				return printUsage(stdout, name)
+			if done, err := printAndExit(cCtx, stdout); done {
+				return err
+			}
+			if err := applyGlobalSettings(cCtx); err != nil {
+				return err
 			}
 			return runAgent(cCtx.Context, agentOptionsFrom(cCtx, true))
 		},
@@ -89,11 +93,19 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			{
 				Name:  "config",
 				Usage: "print a sample configuration of the compiled-in plugins",
-				Flags: append(configFlags(), filterFlags()...),
+				Flags: append(append(configFlags(), filterFlags()...), envFlags()...),
 				Action: func(cCtx *cli.Context) error {
 					return printSampleConfig(stdout, filtersFrom(cCtx))
 				},
 				Subcommands: []*cli.Command{
+					{
+						Name:  "create",
+						Usage: "print a sample configuration (the same as 'config')",
+						Flags: append(append(configFlags(), filterFlags()...), envFlags()...),
+						Action: func(cCtx *cli.Context) error {
+							return printSampleConfig(stdout, filtersFrom(cCtx))
+						},
+					},
 					{
 						Name:  "check",
 						Usage: "load the configuration and report the first problem found",
@@ -104,6 +116,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					},
 				},
 			},
+			secretsCommand(stdout),
 			{
 				Name:      "plugins",
 				Usage:     "list the compiled-in plugins",
@@ -112,6 +125,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Action: func(cCtx *cli.Context) error {
 					return printPlugins(stdout, cCtx.Args().First(), cCtx.Bool("deprecated"))
 				},
+				Subcommands: pluginCategoryCommands(stdout),
 			},
 			{
 				Name:  "version",
@@ -154,6 +168,23 @@ func splitFilter(cCtx *cli.Context, name string) []string {
 		}
 	}
 	return parts
+}
+
+// pluginCategoryCommands are `plugins inputs` and the like, as upstream has
+// them: each lists one category.
+func pluginCategoryCommands(stdout io.Writer) []*cli.Command {
+	var commands []*cli.Command
+	for _, category := range []string{"inputs", "outputs", "processors", "aggregators", "secretstores", "parsers", "serializers"} {
+		commands = append(commands, &cli.Command{
+			Name:  category,
+			Usage: "list the compiled-in " + category,
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "deprecated", Usage: "list only deprecated plugins"}},
+			Action: func(cCtx *cli.Context) error {
+				return printPlugins(stdout, category, cCtx.Bool("deprecated"))
+			},
+		})
+	}
+	return commands
 }
 
 var errUnknownCategory = errors.New("unknown plugin category")

@@ -108,10 +108,13 @@ func names(metrics []telegraf.Metric) map[string]bool {
 }
 
 func TestVersion(t *testing.T) {
-	r := run(t, "version")
-	require.Equal(t, 0, r.code, r.stderr)
-	require.Contains(t, r.stdout, "telegraf-tkgi ")
-	require.Contains(t, r.stdout, "built on Telegraf v1.39.3")
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := run(t, args...)
+		require.Equal(t, 0, r.code, r.stderr)
+		// Upstream's first two words, then this build.
+		require.True(t, strings.HasPrefix(r.stdout, "Telegraf 1.39.3 (telegraf-tkgi "), r.stdout)
+		require.Equal(t, 1, strings.Count(r.stdout, "\n"), r.stdout)
+	}
 }
 
 func TestPluginsListsTheCuratedSet(t *testing.T) {
@@ -167,7 +170,7 @@ func TestSampleConfigDocumentsEveryPlugin(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(list.stdout), "\n") {
 		category, name, _ := strings.Cut(line, ".")
 		switch category {
-		case "inputs", "outputs", "processors", "aggregators":
+		case "inputs", "outputs", "processors", "aggregators", "secretstores":
 			require.Contains(t, r.stdout, "[["+category+"."+name+"]]", "sample config lacks %s", line)
 		}
 	}
@@ -187,9 +190,15 @@ func TestSampleConfigSectionFilter(t *testing.T) {
 	require.NotContains(t, r.stdout, "[[outputs.file]]")
 	require.NotContains(t, r.stdout, "[[inputs.mem]]")
 
-	r = run(t, "config", "--section-filter", "agent:bogus")
-	require.NotEqual(t, 0, r.code)
-	require.Contains(t, r.stderr, `--section-filter names unknown plugin "bogus"`)
+	// Unknown names are ignored, as upstream.
+	r = run(t, "config", "--section-filter", "agent:bogus", "--input-filter", "mem:nosuch")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "\n[agent]")
+	require.NotContains(t, r.stdout, "[[inputs.mem]]")
+	r = run(t, "config", "--section-filter", "inputs", "--input-filter", "mem:nosuch")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "\n[[inputs.mem]]")
+	require.Empty(t, r.stderr)
 }
 
 func TestUsage(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 )
 
 // Sections in the order the sample configuration prints them.
-var allSections = []string{"global_tags", "agent", "outputs", "processors", "aggregators", "inputs"}
+var allSections = []string{"global_tags", "agent", "secretstores", "outputs", "processors", "aggregators", "inputs"}
 
 // Plugins printed enabled when no filter is given; all others print
 // commented out so the sample still documents every compiled-in plugin.
@@ -30,16 +30,17 @@ var (
 )
 
 type sampleFilters struct {
-	sections, inputs, outputs, aggregators, processors []string
+	sections, inputs, outputs, aggregators, processors, secretstores []string
 }
 
 func filtersFrom(cCtx *cli.Context) sampleFilters {
 	return sampleFilters{
-		sections:    splitFilter(cCtx, "section-filter"),
-		inputs:      splitFilter(cCtx, "input-filter"),
-		outputs:     splitFilter(cCtx, "output-filter"),
-		aggregators: splitFilter(cCtx, "aggregator-filter"),
-		processors:  splitFilter(cCtx, "processor-filter"),
+		sections:     splitFilter(cCtx, "section-filter"),
+		inputs:       splitFilter(cCtx, "input-filter"),
+		outputs:      splitFilter(cCtx, "output-filter"),
+		aggregators:  splitFilter(cCtx, "aggregator-filter"),
+		processors:   splitFilter(cCtx, "processor-filter"),
+		secretstores: splitFilter(cCtx, "secretstore-filter"),
 	}
 }
 
@@ -79,19 +80,16 @@ func processorSet() pluginSet {
 		func(n string) telegraf.DeprecationInfo { return processors.Deprecations[n] }}
 }
 
+func secretstoreSet() pluginSet {
+	return pluginSet{"secretstores", sortedKeys(secretstores.SecretStores),
+		func(n string) telegraf.PluginDescriber { return secretstores.SecretStores[n]("secretstore") },
+		func(n string) telegraf.DeprecationInfo { return secretstores.Deprecations[n] }}
+}
+
 func aggregatorSet() pluginSet {
 	return pluginSet{"aggregators", sortedKeys(aggregators.Aggregators),
 		func(n string) telegraf.PluginDescriber { return aggregators.Aggregators[n]() },
 		func(n string) telegraf.DeprecationInfo { return aggregators.Deprecations[n] }}
-}
-
-func validateNames(flag string, given, known []string) error {
-	for _, name := range given {
-		if !slices.Contains(known, name) {
-			return fmt.Errorf("--%s names unknown plugin %q; see 'telegraf-tkgi plugins'", flag, name)
-		}
-	}
-	return nil
 }
 
 func printSampleConfig(w io.Writer, f sampleFilters) error {
@@ -99,26 +97,20 @@ func printSampleConfig(w io.Writer, f sampleFilters) error {
 	if len(sections) == 0 {
 		sections = allSections
 	}
-	if err := validateNames("section-filter", sections, allSections); err != nil {
-		return err
-	}
+	// Names in the filters that match no section or plugin are ignored, as
+	// upstream does.
 
 	type category struct {
 		set      pluginSet
 		filter   []string
 		defaults []string
-		flag     string
 	}
 	categories := []category{
-		{outputSet(), f.outputs, defaultOutputs, "output-filter"},
-		{processorSet(), f.processors, nil, "processor-filter"},
-		{aggregatorSet(), f.aggregators, nil, "aggregator-filter"},
-		{inputSet(), f.inputs, defaultInputs, "input-filter"},
-	}
-	for _, c := range categories {
-		if err := validateNames(c.flag, c.filter, c.set.names); err != nil {
-			return err
-		}
+		{secretstoreSet(), f.secretstores, nil},
+		{outputSet(), f.outputs, defaultOutputs},
+		{processorSet(), f.processors, nil},
+		{aggregatorSet(), f.aggregators, nil},
+		{inputSet(), f.inputs, defaultInputs},
 	}
 
 	var b strings.Builder

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // Set at build time through -ldflags "-X .../internal/buildinfo.Version=...".
@@ -36,8 +37,12 @@ func UpstreamVersion() string {
 	return "unknown"
 }
 
-// String is the one-line version report of `telegraf-tkgi version`.
+// String is the one-line version report of `telegraf-tkgi version` and
+// `--version`. It starts the way upstream's does ("Telegraf 1.39.3"), so
+// scripts that read the Telegraf version from the first two words keep
+// working, and names this build in the parentheses upstream uses for its git
+// information.
 func String() string {
-	return fmt.Sprintf("telegraf-tkgi %s (git: %s) built on Telegraf %s, %s %s/%s",
-		Version, Commit, UpstreamVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("Telegraf %s (telegraf-tkgi %s, git: %s, %s %s/%s)",
+		strings.TrimPrefix(UpstreamVersion(), "v"), Version, Commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

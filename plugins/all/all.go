@@ -53,6 +53,14 @@ import (
 	_ "github.com/influxdata/telegraf/plugins/serializers/json"
 	_ "github.com/influxdata/telegraf/plugins/serializers/prometheus"
 
+	// Secret stores (those that build without cgo and fit a Kubernetes
+	// agent or its server).
+	_ "github.com/influxdata/telegraf/plugins/secretstores/docker"
+	_ "github.com/influxdata/telegraf/plugins/secretstores/http"
+	_ "github.com/influxdata/telegraf/plugins/secretstores/jose"
+	_ "github.com/influxdata/telegraf/plugins/secretstores/os"
+	_ "github.com/influxdata/telegraf/plugins/secretstores/systemd"
+
 	// telegraf-tkgi's own plugins.
 	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/inputs/kube_telemetry"
 	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/inputs/telegraf_internal"
