@@ -104,7 +104,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					{
 						Name:  "check",
 						Usage: "load the configuration and report the first problem found",
-						Flags: configFlags(),
+						Flags: append(configFlags(), filterFlags()...),
 						Action: func(cCtx *cli.Context) error {
 							o := agentOptionsFrom(cCtx, false)
 							// Like telegraf, check substitutes environment
@@ -116,7 +116,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					{
 						Name:  "migrate",
 						Usage: "rewrite deprecated plugins and options of the configuration into <file>.migrated",
-						Flags: append(configFlags(), &cli.BoolFlag{Name: "force", Usage: "overwrite an existing .migrated file"}),
+						Flags: append(append(configFlags(), filterFlags()...), &cli.BoolFlag{Name: "force", Usage: "overwrite an existing .migrated file"}),
 						Action: func(cCtx *cli.Context) error {
 							return migrateConfig(agentOptionsFrom(cCtx, false), cCtx.Bool("force"))
 						},

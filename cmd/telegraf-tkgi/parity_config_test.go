@@ -52,6 +52,13 @@ func (s *configServer) set(body string) {
 	s.modified = s.modified.Add(time.Hour)
 }
 
+// failFromNow makes every further GET fail.
+func (s *configServer) failFromNow() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = 1 << 30
+}
+
 func (s *configServer) getCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -75,6 +82,25 @@ func TestStopDuringRemoteConfigRetries(t *testing.T) {
 			require.Equal(t, syscall.SIGTERM, status.Signal())
 		})
 	}
+}
+
+// The same during a reload: upstream waits out its retries (about 30 s)
+// there; telegraf-tkgi stops at once, ended by the signal as at start.
+func TestStopDuringRemoteConfigRetriesOnReload(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "metrics.out")
+	srv := newConfigServer(t, fileOutputConfig(out, "1")+"[[inputs.mem]]\n", 0)
+	p := startProcess(t, binary, nil, "--config", srv.URL+"/telegraf.conf")
+	waitMetric(t, out, "generation=1", 30*time.Second)
+	srv.failFromNow()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGHUP))
+	p.waitLog(t, "Error getting HTTP config (attempt 0 of 3)", 1, 30*time.Second)
+	began := time.Now()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	state := p.waitExit(t, 5*time.Second)
+	t.Logf("stopped %s after SIGTERM", time.Since(began).Round(time.Millisecond))
+	status := state.Sys().(syscall.WaitStatus)
+	require.True(t, status.Signaled(), "ended by the signal, got %s", state)
+	require.Equal(t, syscall.SIGTERM, status.Signal())
 }
 
 // --config-url-retry-attempts N makes N+1 attempts 10 s apart, as upstream
