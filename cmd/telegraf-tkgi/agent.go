@@ -221,8 +221,14 @@ func runAgent(ctx context.Context, o agentOptions) error {
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
 
-	for {
+	for generation := 0; ; generation++ {
 		c, files, err := o.loadConfigUntilSignal(signals)
+		var stop stopSignal
+		if generation > 0 && errors.As(err, &stop) {
+			// The previous agent has flushed already: a clean stop.
+			log.Printf("I! Received %s while reloading the configuration, stopping", stop.sig)
+			return nil
+		}
 		if err != nil {
 			return err
 		}

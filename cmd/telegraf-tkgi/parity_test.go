@@ -255,3 +255,23 @@ func TestWatchConfigValues(t *testing.T) {
 		})
 	}
 }
+
+// A sub-folder created in a watched --config-directory is watched too: a
+// *.conf file written into it later is loaded by a reload.
+func TestWatchedDirectoryWatchesNewSubfolders(t *testing.T) {
+	dir := t.TempDir()
+	confDir := filepath.Join(dir, "telegraf.d")
+	require.NoError(t, os.Mkdir(confDir, 0o700))
+	out := filepath.Join(dir, "metrics.out")
+	main := writeFile(t, dir, "telegraf.conf", fileOutputConfig(out, "1")+"[[inputs.mem]]\n")
+	p := startProcess(t, binary, nil, "--config", main, "--config-directory", confDir, "--watch-config", "notify", "--debug")
+	p.waitLog(t, "I! Watching ", 1, 30*time.Second)
+
+	sub := filepath.Join(confDir, "team")
+	require.NoError(t, os.Mkdir(sub, 0o700))
+	p.waitLog(t, "D! Watching new config folder "+sub, 1, 10*time.Second)
+	require.Zero(t, strings.Count(p.logText(), "I! Reloading configuration"), "an empty folder changes no config")
+	writeFile(t, sub, "extra.conf", "[[inputs.mem]]\n  name_override = \"mem_extra\"\n")
+	waitMetric(t, out, "mem_extra,", 30*time.Second)
+	require.Equal(t, 0, p.stop(t, flavour{binary: binary}))
+}

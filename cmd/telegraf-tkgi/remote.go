@@ -36,8 +36,9 @@ func splitURLs(files []string) (local, remote []string) {
 }
 
 // stopSignal is returned when SIGTERM or SIGINT arrives while the
-// configuration loads (a --config URL being retried, say): telegraf has no
-// handler installed then and dies of the signal, so main does the same.
+// configuration loads (a --config URL being retried, say). At start
+// telegraf has no handler installed yet and dies of the signal, so main
+// does the same; during a reload the agent stops cleanly (exit 0).
 type stopSignal struct{ sig os.Signal }
 
 func (s stopSignal) Error() string {

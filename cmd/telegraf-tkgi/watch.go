@@ -135,8 +135,15 @@ func watchConfig(ctx context.Context, w watchSet, mode string, interval, debounc
 	wake := make(chan struct{}, 1)
 	var tick <-chan time.Time
 
+	var watcher *fsnotify.Watcher
+	watched := make(map[string]bool)
 	if mode == watchNotify {
-		if err := notifyOn(ctx, w.notifyDirs(), wake); err != nil {
+		dirs := w.notifyDirs()
+		for _, dir := range dirs {
+			watched[dir] = true
+		}
+		var err error
+		if watcher, err = notifyOn(ctx, dirs, wake); err != nil {
 			log.Printf("E! Watching config files with notify failed, polling every %s instead: %v", defaultPollInterval, err)
 			mode = watchPoll
 		}
@@ -161,6 +168,13 @@ func watchConfig(ctx context.Context, w watchSet, mode string, interval, debounc
 			onChange()
 			return
 		case <-wake:
+			// A new sub-folder of a watched directory is watched too.
+			for _, dir := range w.notifyDirs() {
+				if !watched[dir] && watcher.Add(dir) == nil {
+					watched[dir] = true
+					log.Printf("D! Watching new config folder %s", dir)
+				}
+			}
 		case <-tick:
 		}
 		now := w.snapshot()
@@ -181,16 +195,17 @@ func watchConfig(ctx context.Context, w watchSet, mode string, interval, debounc
 	}
 }
 
-// notifyOn signals wake on every file system event in dirs until ctx ends.
-func notifyOn(ctx context.Context, dirs []string, wake chan<- struct{}) error {
+// notifyOn signals wake on every file system event in dirs until ctx ends;
+// more folders can be added to the watcher it returns.
+func notifyOn(ctx context.Context, dirs []string, wake chan<- struct{}) (*fsnotify.Watcher, error) {
 	watcher, err := fsnotify.NewWatcher()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, dir := range dirs {
 		if err := watcher.Add(dir); err != nil {
 			watcher.Close()
-			return err
+			return nil, err
 		}
 	}
 	go func() {
@@ -215,5 +230,5 @@ func notifyOn(ctx context.Context, dirs []string, wake chan<- struct{}) error {
 			}
 		}
 	}()
-	return nil
+	return watcher, nil
 }
