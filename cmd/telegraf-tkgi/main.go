@@ -64,7 +64,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "watch-config", Usage: "reload when a --config file or a --config-directory folder changes: 'notify' (inotify) or 'poll'"},
 		&cli.DurationFlag{Name: "watch-interval", Usage: "how often '--watch-config poll' checks the files", DefaultText: defaultPollInterval.String()},
 		&cli.DurationFlag{Name: "watch-debounce-interval", Usage: "wait until the config files are unchanged for this long before reloading", DefaultText: "0s"},
-		&cli.IntFlag{Name: "config-url-retry-attempts", Usage: "attempts to fetch a --config URL at start, 10s apart; -1 for unlimited", DefaultText: "3"},
+		&cli.IntFlag{Name: "config-url-retry-attempts", Usage: "retries of a --config URL that fails at start, 10s apart; -1 retries until it loads", DefaultText: "3"},
 		&cli.DurationFlag{Name: "config-url-watch-interval", Usage: "how often to check --config URLs for a new Last-Modified and reload", DefaultText: "disabled"},
 		&cli.StringFlag{Name: "usage", Usage: "print the sample configuration of an input or output plugin and exit"},
 		&cli.StringFlag{Name: "pprof-addr", Usage: "serve Go's pprof on this address, e.g. localhost:6060"},
