@@ -42,27 +42,17 @@ same() {
 loaded() { sed -nE 's/^[^ ]+ I! (Loaded (inputs|outputs|secretstores): .*)/\1/p' "$1"; }
 
 # --- Flags and commands, read from upstream's help ---------------------------
-# Defined on the reload branch of issue 17 (worktree reload); reported, not
-# failed, until that branch is merged. Empty this list then.
-# "config/check options" stands for that subcommand's flags.
-pending=" --watch-debounce-interval --config-url-retry-attempts --config-url-watch-interval config/migrate config/check-options "
 up_help=$("$upstream" --help)
 tk_help=$("$tkgi" --help)
 flags=$(sed -n '/^GLOBAL OPTIONS:/,$p' <<<"$up_help" | grep -oE '^ +--[a-z0-9-]+' | tr -d ' ' | sort -u)
 missing=""
-npend=0
 for f in $flags; do
-  if ! grep -qE "^ +$f[ ,]" <<<"$tk_help"; then
-    case "$pending" in
-      *" $f "*) echo "PEND $f: not defined on this branch yet"; npend=$((npend + 1)) ;;
-      *) missing="$missing $f" ;;
-    esac
-  fi
+  grep -qE "^ +$f[ ,]" <<<"$tk_help" || missing="$missing $f"
 done
 if [ -n "$missing" ]; then
   bad "global flags: telegraf-tkgi --help lacks$missing"
 else
-  ok "global flags: $(($(wc -w <<<"$flags") - npend)) of upstream's $(wc -w <<<"$flags") defined, $npend pending"
+  ok "global flags: all $(wc -w <<<"$flags") of upstream's defined"
 fi
 
 commands() { sed -n '/^COMMANDS:/,/^$/p' | grep -oE '^ +[a-z]+' | tr -d ' ' | grep -vx help; }
@@ -71,7 +61,6 @@ options() { sed -n '/^OPTIONS:/,$p' | grep -oE '^ +--[a-z0-9-]+' | tr -d ' ' | s
 suboptions() { comm -23 <("$upstream" "$@" --help | options) <("$tkgi" "$@" --help | options) | tr '\n' ' '; }
 missing=""
 ncmds=0
-npend=0
 for c in $(commands <<<"$up_help"); do
   ncmds=$((ncmds + 1))
   grep -qE "^ +$c[ ,]" <<<"$tk_help" || { missing="$missing $c"; continue; }
@@ -79,26 +68,15 @@ for c in $(commands <<<"$up_help"); do
   [ -z "$(suboptions "$c")" ] || missing="$missing $c($(suboptions "$c"))"
   for s in $("$upstream" "$c" --help | commands); do
     ncmds=$((ncmds + 1))
-    if ! grep -qE "^ +$s[ ,]" <<<"$tk_sub"; then
-      case "$pending" in
-        *" $c/$s "*) echo "PEND $c $s: not defined on this branch yet"; npend=$((npend + 1)) ;;
-        *) missing="$missing $c/$s" ;;
-      esac
-    fi
-    grep -qE "^ +$s[ ,]" <<<"$tk_sub" || continue
+    grep -qE "^ +$s[ ,]" <<<"$tk_sub" || { missing="$missing $c/$s"; continue; }
     lacks=$(suboptions "$c" "$s")
-    if [ -n "$lacks" ]; then
-      case "$pending" in
-        *" $c/$s-options "*) echo "PEND $c $s: options $lacks not defined on this branch yet" ;;
-        *) missing="$missing $c/$s($lacks)" ;;
-      esac
-    fi
+    [ -z "$lacks" ] || missing="$missing $c/$s($lacks)"
   done
 done
 if [ -n "$missing" ]; then
   bad "commands: telegraf-tkgi lacks$missing"
 else
-  ok "commands: $((ncmds - npend)) of upstream's $ncmds commands and subcommands defined with their options, $npend pending"
+  ok "commands: all $ncmds of upstream's commands and subcommands defined with their options"
 fi
 
 runboth cli-plugins-inputs plugins inputs

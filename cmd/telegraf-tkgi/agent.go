@@ -21,8 +21,6 @@ import (
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/buildinfo"
 )
 
-const defaultWatchInterval = 2 * time.Second
-
 type agentOptions struct {
 	configFiles   []string
 	configDirs    []string
@@ -36,9 +34,15 @@ type agentOptions struct {
 	pidFile       string
 	watchConfig   string
 	watchInterval time.Duration
-	pprofAddr     string
-	unprotected   bool
-	nonStrictEnv  bool
+	// watchDebounce waits for the files to settle before a reload.
+	watchDebounce time.Duration
+	// urlRetryAttempts: attempts to fetch --config URLs (0 means 3, -1 unlimited).
+	urlRetryAttempts int
+	// urlWatchInterval: how often to check --config URLs for changes (0: never).
+	urlWatchInterval time.Duration
+	pprofAddr        string
+	unprotected      bool
+	nonStrictEnv     bool
 	// check: `config check`, which must write nothing (see checkConfig).
 	check bool
 
@@ -66,8 +70,11 @@ func agentOptionsFrom(cCtx *cli.Context, runFlags bool) agentOptions {
 		o.debug = cCtx.Bool("debug")
 		o.quiet = cCtx.Bool("quiet")
 		o.pidFile = cCtx.String("pidfile")
-		o.watchConfig = cCtx.String("watch-config")
+		o.watchConfig = normalizeWatchMode(cCtx.String("watch-config"))
 		o.watchInterval = cCtx.Duration("watch-interval")
+		o.watchDebounce = cCtx.Duration("watch-debounce-interval")
+		o.urlRetryAttempts = cCtx.Int("config-url-retry-attempts")
+		o.urlWatchInterval = cCtx.Duration("config-url-watch-interval")
 		o.pprofAddr = cCtx.String("pprof-addr")
 		o.unprotected = cCtx.Bool("unprotected")
 		o.nonStrictEnv = cCtx.Bool("non-strict-env-handling")
@@ -80,11 +87,6 @@ func (o *agentOptions) testMode() bool {
 }
 
 func (o *agentOptions) validate() error {
-	switch o.watchConfig {
-	case "", "inotify", "poll":
-	default:
-		return fmt.Errorf("invalid --watch-config %q: use 'inotify' or 'poll'", o.watchConfig)
-	}
 	if o.testWait < 0 {
 		return fmt.Errorf("invalid --test-wait %d: must not be negative", o.testWait)
 	}
@@ -121,6 +123,7 @@ func (o *agentOptions) loadConfig() (*config.Config, []string, error) {
 	}
 	c := config.NewConfig()
 	c.Agent.Quiet = o.quiet
+	c.Agent.ConfigURLRetryAttempts = o.urlRetryAttempts
 	c.InputFilters = o.inputFilters
 	c.OutputFilters = o.outputFilters
 	c.SecretStoreFilters = o.secretstoreFilters
@@ -130,19 +133,26 @@ func (o *agentOptions) loadConfig() (*config.Config, []string, error) {
 	if err := c.LoadAll(files...); err != nil {
 		return nil, files, err
 	}
+	return c, files, nil
+}
+
+// runnable reports what keeps a loaded configuration from running; `config
+// check` accepts fragments (a file of inputs only, an empty file), as
+// telegraf does, so only the agent asks this.
+func (o *agentOptions) runnable(c *config.Config, files []string) error {
 	if len(c.Inputs) == 0 {
-		return nil, files, fmt.Errorf("no inputs found in %s: add at least one [[inputs.*]] section", strings.Join(files, ", "))
+		return fmt.Errorf("no inputs found in %s: add at least one [[inputs.*]] section", strings.Join(files, ", "))
 	}
 	if !o.testMode() && len(c.Outputs) == 0 {
-		return nil, files, fmt.Errorf("no outputs found in %s: add at least one [[outputs.*]] section", strings.Join(files, ", "))
+		return fmt.Errorf("no outputs found in %s: add at least one [[outputs.*]] section", strings.Join(files, ", "))
 	}
 	if time.Duration(c.Agent.Interval) <= 0 {
-		return nil, files, fmt.Errorf("agent interval must be positive, got %s", time.Duration(c.Agent.Interval))
+		return fmt.Errorf("agent interval must be positive, got %s", time.Duration(c.Agent.Interval))
 	}
 	if time.Duration(c.Agent.FlushInterval) <= 0 {
-		return nil, files, fmt.Errorf("agent flush_interval must be positive, got %s", time.Duration(c.Agent.FlushInterval))
+		return fmt.Errorf("agent flush_interval must be positive, got %s", time.Duration(c.Agent.FlushInterval))
 	}
-	return c, files, nil
+	return nil
 }
 
 func checkConfig(w io.Writer, o agentOptions) error {
@@ -174,6 +184,7 @@ func setupLogging(c *config.Config, o *agentOptions) error {
 	return logger.SetupLogging(&logger.Config{
 		Debug:                   c.Agent.Debug || o.debug,
 		Quiet:                   c.Agent.Quiet || o.quiet,
+		LogTarget:               c.Agent.LogTarget,
 		LogFormat:               c.Agent.LogFormat,
 		Logfile:                 c.Agent.Logfile,
 		StructuredLogMessageKey: c.Agent.StructuredLogMessageKey,
@@ -210,9 +221,18 @@ func runAgent(ctx context.Context, o agentOptions) error {
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
 
-	for {
-		c, files, err := o.loadConfig()
+	for generation := 0; ; generation++ {
+		c, files, err := o.loadConfigUntilSignal(signals)
+		var stop stopSignal
+		if generation > 0 && errors.As(err, &stop) {
+			// The previous agent has flushed already: a clean stop.
+			log.Printf("I! Received %s while reloading the configuration, stopping", stop.sig)
+			return nil
+		}
 		if err != nil {
+			return err
+		}
+		if err := o.runnable(c, files); err != nil {
 			return err
 		}
 		if err := setupLogging(c, &o); err != nil {
@@ -265,15 +285,22 @@ func runOnce(parent context.Context, c *config.Config, files []string, o *agentO
 		case <-ctx.Done():
 		}
 	}()
-	if o.watchConfig != "" && !o.once && !o.testMode() {
-		go watchFiles(ctx, files, o.watchConfig, o.watchInterval, func() {
-			select {
-			case reload <- struct{}{}:
-			default:
-			}
-			interruptOutputs(c)
-			cancel()
-		})
+	onChange := func() {
+		select {
+		case reload <- struct{}{}:
+		default:
+		}
+		interruptOutputs(c)
+		cancel()
+	}
+	if !o.once && !o.testMode() {
+		local, remote := splitURLs(files)
+		if o.watchConfig != "" {
+			go watchConfig(ctx, watchSet{files: local, dirs: o.configDirs}, o.watchConfig, o.watchInterval, o.watchDebounce, onChange)
+		}
+		if o.urlWatchInterval > 0 && len(remote) > 0 {
+			go watchRemoteConfig(ctx, remote, o.urlWatchInterval, onChange)
+		}
 	}
 
 	ag := agent.NewAgent(c)

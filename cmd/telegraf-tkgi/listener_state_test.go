@@ -57,7 +57,7 @@ func startListenerServer(t *testing.T, dir, dedupFile, lake, flushInterval strin
   data_format = "json"
   json_timestamp_units = "1ns"
 `, flushInterval, port, stateTestToken, dedupFile, lake))
-	d := startDaemon(t, "--config", conf)
+	d := startDaemon(t, "--config", conf, "--debug")
 	s := &listenerServer{daemon: d, url: fmt.Sprintf("http://127.0.0.1:%d%s", port, telemetry.DefaultPath)}
 	require.Eventually(t, func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -204,6 +204,11 @@ func TestListenerStateSurvivesFullDiskAndShutdown(t *testing.T) {
 	case err := <-failed:
 		t.Fatalf("posting before shutdown: %v", err)
 	}
+	// SIGTERM once the batch waits in the pipeline: a request not yet
+	// accepted when the listener closes is the agent's to retry.
+	require.Eventually(t, func() bool {
+		return strings.Contains(server.stderr.String(), `Batch "at-shutdown" from`)
+	}, 30*time.Second, 10*time.Millisecond, "the request never reached the pipeline")
 	require.NoError(t, server.cmd.Process.Signal(syscall.SIGTERM))
 	var a answer
 	select {

@@ -21,6 +21,10 @@ import (
 
 func main() {
 	if err := newApp(os.Stdout, os.Stderr).Run(os.Args); err != nil {
+		var stop stopSignal
+		if errors.As(err, &stop) {
+			stop.raise()
+		}
 		log.Printf("E! %v", err)
 		os.Exit(1)
 	}
@@ -58,8 +62,11 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "debug", Usage: "turn on debug logging"},
 		&cli.BoolFlag{Name: "quiet", Usage: "log only errors"},
 		&cli.StringFlag{Name: "pidfile", Usage: "file to write the process id to"},
-		&cli.StringFlag{Name: "watch-config", Usage: "reload on config changes: 'inotify' or 'poll'"},
-		&cli.DurationFlag{Name: "watch-interval", Usage: "how often --watch-config=poll checks the files", Value: defaultWatchInterval},
+		&cli.StringFlag{Name: "watch-config", Usage: "reload when a --config file or a --config-directory folder changes: 'notify' (inotify) or 'poll'"},
+		&cli.DurationFlag{Name: "watch-interval", Usage: "how often '--watch-config poll' checks the files", DefaultText: defaultPollInterval.String()},
+		&cli.DurationFlag{Name: "watch-debounce-interval", Usage: "wait until the config files are unchanged for this long before reloading", DefaultText: "0s"},
+		&cli.IntFlag{Name: "config-url-retry-attempts", Usage: "retries of a --config URL that fails at start, 10s apart; -1 retries until it loads", DefaultText: "3"},
+		&cli.DurationFlag{Name: "config-url-watch-interval", Usage: "how often to check --config URLs for a new Last-Modified and reload", DefaultText: "disabled"},
 		&cli.StringFlag{Name: "usage", Usage: "print the sample configuration of an input or output plugin and exit"},
 		&cli.StringFlag{Name: "pprof-addr", Usage: "serve Go's pprof on this address, e.g. localhost:6060"},
 		&cli.BoolFlag{Name: "unprotected", Usage: "do not lock secrets in memory (for hosts with a low memlock limit)"},
@@ -109,9 +116,22 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 					{
 						Name:  "check",
 						Usage: "load the configuration and report the first problem found",
-						Flags: configFlags(),
+						Flags: append(append(configFlags(), filterFlags()...), envFlags()...),
 						Action: func(cCtx *cli.Context) error {
-							return checkConfig(stdout, agentOptionsFrom(cCtx, false))
+							o := agentOptionsFrom(cCtx, false)
+							// Like telegraf, check substitutes environment
+							// variables non-strictly unless told otherwise.
+							o.nonStrictEnv = !boolFlag(cCtx, "strict-env-handling")
+							return checkConfig(stdout, o)
+						},
+					},
+					{
+						Name:  "migrate",
+						Usage: "rewrite deprecated plugins and options of the configuration into <file>.migrated",
+						Flags: append(append(append(configFlags(), filterFlags()...), envFlags()...),
+							&cli.BoolFlag{Name: "force", Usage: "overwrite an existing .migrated file"}),
+						Action: func(cCtx *cli.Context) error {
+							return migrateConfig(agentOptionsFrom(cCtx, false), cCtx.Bool("force"))
 						},
 					},
 				},
@@ -149,6 +169,17 @@ func stringSliceFlag(cCtx *cli.Context, name string) []string {
 		}
 	}
 	return values
+}
+
+// boolFlag reports whether a boolean flag is set at any level of the
+// command line; a flag a level does not define reads as false.
+func boolFlag(cCtx *cli.Context, name string) bool {
+	for _, c := range cCtx.Lineage() {
+		if c.Bool(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // splitFilter turns "cpu:mem" into its parts, merging values given at

@@ -172,6 +172,7 @@ func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p
 			l.Log.Warnf("Batch from %s/%s is stored; its key is kept in memory only until the de-duplication log can be written: %v", req.collector, req.instance, err)
 		}
 	})
+	l.Log.Debugf("Batch %q from %s/%s: %d metrics waiting for the outputs", req.key, req.collector, req.instance, n)
 	if !l.wait(r, p) {
 		// The batch stays in the pipeline and its key stays claimed: a
 		// retry waits for the outcome instead of storing it again.
