@@ -83,6 +83,11 @@ runboth cli-plugins-inputs plugins inputs
 same cli-plugins-inputs "plugins inputs lists one category" "grep -vc '^inputs\.'"
 
 # The same flag library: an undefined flag and an unknown command fail alike.
+runboth cli-config-check config check --config "$cli/idle.conf"
+same cli-config-check "config check is silent on success"
+printf '[[inputs.mem]]\n  no_such_option = 1\n' >"$work/bad-check.conf"
+runboth cli-config-check-bad config check --config "$work/bad-check.conf"
+same cli-config-check-bad "config check of a bad option fails"
 runboth cli-undefined-flag --no-such-flag
 same cli-undefined-flag "undefined flag" "grep -c 'flag provided but not defined: -no-such-flag'"
 runboth cli-unknown-command frobnicate

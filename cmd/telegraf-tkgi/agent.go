@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"os"
 	"os/signal"
@@ -155,13 +154,13 @@ func (o *agentOptions) runnable(c *config.Config, files []string) error {
 	return nil
 }
 
-func checkConfig(w io.Writer, o agentOptions) error {
+func checkConfig(o agentOptions) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
 	o.quiet = true
 	o.check = true
-	c, files, err := o.loadConfig()
+	c, _, err := o.loadConfig()
 	if err != nil {
 		return err
 	}
@@ -172,12 +171,8 @@ func checkConfig(w io.Writer, o agentOptions) error {
 		skip := false
 		c.Agent.SkipProcessorsAfterAggregators = &skip
 	}
-	if err := agent.NewAgent(c).InitPlugins(); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "Configuration OK: %s (%d inputs, %d processors, %d aggregators, %d outputs)\n",
-		strings.Join(files, ", "), len(c.Inputs), len(c.Processors), len(c.Aggregators), len(c.Outputs))
-	return err
+	// Success is silent, as upstream's: the exit code is the answer.
+	return agent.NewAgent(c).InitPlugins()
 }
 
 func setupLogging(c *config.Config, o *agentOptions) error {

@@ -122,7 +122,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 							// Like telegraf, check substitutes environment
 							// variables non-strictly unless told otherwise.
 							o.nonStrictEnv = !boolFlag(cCtx, "strict-env-handling")
-							return checkConfig(stdout, o)
+							return checkConfig(o)
 						},
 					},
 					{
