@@ -34,6 +34,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/loopback"
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/nodebatch"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
@@ -331,20 +332,10 @@ func scramble(i uint64) uint64 {
 }
 
 // payload is one agent batch of kube_telemetry-shaped metrics the data
-// dictionary allows at standard: mostly per-node series, as a large cluster
-// sends.
+// dictionary allows at standard: per-node series, as a large cluster sends.
 func payload(seed, n int) []byte {
-	var b strings.Builder
-	ts := int64(1_700_000_000_000_000_000) + int64(seed)*1_000_000_000
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "kube_telemetry_node,cluster_uid=%0*x,node=%0*x,role=worker,os_image=Ubuntu\\ 22.04.4\\ LTS,"+
-			"kernel_version=5.15.0-105-generic,operating_system=linux,architecture=amd64,kubelet_version=v1.36.3,"+
-			"container_runtime_version=containerd://1.7.27 ready=true,cpu_capacity_millicores=16000i,memory_capacity_bytes=67430776832i,"+
-			"pods_capacity=110i,cpu_allocatable_millicores=15800i,memory_allocatable_bytes=66893905920i,pods_allocatable=110i,"+
-			"gpu_capacity=0i,gpu_allocatable=0i %d\n", telemetry.PseudonymLength, scramble(uint64(seed)),
-			telemetry.PseudonymLength, scramble(uint64(seed*n+i)), ts+int64(i))
-	}
-	return []byte(b.String())
+	node := func(i int) string { return nodebatch.Pseudonym(scramble(uint64(seed*n + i))) }
+	return nodebatch.Lines(nodebatch.Pseudonym(scramble(uint64(seed))), node, seed, n)
 }
 
 func saveProfile(addr string, d time.Duration, path string) {

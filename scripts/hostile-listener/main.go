@@ -59,6 +59,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/loopback"
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/nodebatch"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
@@ -597,17 +598,8 @@ func (a *agent) deliver(body []byte, key string, end time.Time) bool {
 // agentPayload is one batch of per-node metrics the dictionary allows at
 // standard, as a large cluster's agent sends.
 func agentPayload(instance string, seq, n int) []byte {
-	cluster := instance[:telemetry.PseudonymLength]
-	var b strings.Builder
-	ts := int64(1_700_000_000_000_000_000) + int64(seq)*1_000_000_000
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "kube_telemetry_node,cluster_uid=%s,node=%0*x,role=worker,os_image=Ubuntu\\ 22.04.4\\ LTS,"+
-			"kernel_version=5.15.0-105-generic,operating_system=linux,architecture=amd64,kubelet_version=v1.36.3,"+
-			"container_runtime_version=containerd://1.7.27 ready=true,cpu_capacity_millicores=16000i,memory_capacity_bytes=67430776832i,"+
-			"pods_capacity=110i,cpu_allocatable_millicores=15800i,memory_allocatable_bytes=66893905920i,pods_allocatable=110i,"+
-			"gpu_capacity=0i,gpu_allocatable=0i %d\n", cluster, telemetry.PseudonymLength, i, ts+int64(i))
-	}
-	return []byte(b.String())
+	node := func(i int) string { return nodebatch.Pseudonym(uint64(i)) }
+	return nodebatch.Lines(instance[:telemetry.PseudonymLength], node, seq, n)
 }
 
 func sumRetries(as []*agent) int {
