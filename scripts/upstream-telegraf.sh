@@ -11,8 +11,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/telegraf-tkgi}
 version=$(cd "$root" && go list -m -f '{{.Version}}' github.com/influxdata/telegraf)
+# Upstream's release ldflags (its Makefile's, on a tag checkout): version,
+# branch HEAD and the tag's short commit, so `telegraf version` has the shape
+# a release prints.
+commit=$(cd "$root" && go list -m -f '{{with .Origin}}{{.Hash}}{{end}}' "github.com/influxdata/telegraf@$version" | cut -c1-8)
+internal=github.com/influxdata/telegraf/internal
+ldflags="-s -w -X $internal.Version=${version#v} -X $internal.Branch=HEAD -X $internal.Commit=${commit:-unknown}"
 tags=${UPSTREAM_TAGS:-}
-dir="$cache/upstream/telegraf-$version"
+dir="$cache/upstream/telegraf-$version-release"
 if [ -n "$tags" ]; then
   dir="$dir-custom-$(printf '%s' "$tags" | sha256sum | cut -c1-12)"
 fi
@@ -24,7 +30,7 @@ if [ ! -x "$bin" ]; then
   if [ ! -x "$bin" ]; then
     echo "upstream-telegraf: building telegraf $version${tags:+ with -tags $tags} (minutes cold)" >&2
     (cd "$dir" && GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOBIN="$dir" \
-      go install ${tags:+-tags "$tags"} -trimpath -ldflags "-s -w -X github.com/influxdata/telegraf/internal.Version=${version#v}" \
+      go install ${tags:+-tags "$tags"} -trimpath -ldflags "$ldflags" \
       "github.com/influxdata/telegraf/cmd/telegraf@$version") >&2
   fi
 fi

@@ -154,11 +154,30 @@ func (o *agentOptions) runnable(c *config.Config, files []string) error {
 	return nil
 }
 
-func checkConfig(o agentOptions) error {
+// envHandling is what the command line says about substituting environment
+// variables: --strict-env-handling, --non-strict-env-handling or neither.
+type envHandling struct{ strict, nonStrict bool }
+
+// checkConfig is `config check`. Like upstream's, it substitutes environment
+// variables non-strictly unless --strict-env-handling is given, and warns
+// when neither flag is, because the agent itself is strict by default: a
+// configuration can pass the check and still fail to start.
+func checkConfig(o agentOptions, env envHandling) error {
+	if err := logger.SetupLogging(&logger.Config{Debug: o.debug}); err != nil {
+		return err
+	}
+	if env.strict && env.nonStrict {
+		return errors.New("--strict-env-handling and --non-strict-env-handling cannot be given together")
+	}
+	if !env.strict && !env.nonStrict {
+		log.Printf("W! config check substitutes environment variables non-strictly (into non-string settings too) " +
+			"while the agent is strict by default: check with --strict-env-handling, or run the agent with " +
+			"--non-strict-env-handling if the configuration needs it")
+	}
+	o.nonStrictEnv = !env.strict
 	if err := o.validate(); err != nil {
 		return err
 	}
-	o.quiet = true
 	o.check = true
 	c, _, err := o.loadConfig()
 	if err != nil {
@@ -168,10 +187,13 @@ func checkConfig(o agentOptions) error {
 	// validates its settings without starting it, so that a bad value fails
 	// here and not at the first start.
 	if c.Agent.SkipProcessorsAfterAggregators == nil {
+		log.Printf("W! [agent] skip_processors_after_aggregators is not set: false applies, " +
+			"and Telegraf 1.40 changes its default to true; set it to keep today's behaviour")
 		skip := false
 		c.Agent.SkipProcessorsAfterAggregators = &skip
 	}
-	// Success is silent, as upstream's: the exit code is the answer.
+	// Success prints nothing on stdout, as upstream's: the exit code is the
+	// answer.
 	return agent.NewAgent(c).InitPlugins()
 }
 

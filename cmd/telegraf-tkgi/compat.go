@@ -102,6 +102,13 @@ func applyGlobalSettings(cCtx *cli.Context) error {
 	if cCtx.Bool("strict-env-handling") && cCtx.Bool("non-strict-env-handling") {
 		return errors.New("--strict-env-handling and --non-strict-env-handling cannot be given together")
 	}
+	if !cCtx.Bool("strict-env-handling") && !cCtx.Bool("non-strict-env-handling") {
+		// As upstream, name the default on every start without either flag:
+		// configurations written for Telegraf before 1.38 may rely on the
+		// non-strict handling that was the default then.
+		log.Printf("W! Environment variables replace string settings only (strict handling, the default since Telegraf 1.38); " +
+			"add --non-strict-env-handling if the configuration uses them for other settings")
+	}
 	if pw := cCtx.String("password"); pw != "" {
 		config.Password = config.NewSecret([]byte(pw))
 	}

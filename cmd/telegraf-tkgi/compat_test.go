@@ -7,10 +7,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/buildinfo"
 )
 
 // upstreamGlobalFlags are the global flags upstream telegraf v1.39.3 lists
@@ -32,11 +36,6 @@ func TestEveryUpstreamGlobalFlagIsDefined(t *testing.T) {
 	help := run(t, "--help")
 	require.Equal(t, 0, help.code, help.stderr)
 	for name, value := range upstreamGlobalFlags {
-		if name == "watch-debounce-interval" || strings.HasPrefix(name, "config-url-") {
-			// Owned by the reload work (issue 17, other branch); checked by
-			// scripts/dropin-compare.sh once merged.
-			continue
-		}
 		require.Contains(t, help.stdout, "--"+name+" ", "--help lacks --%s", name)
 		// With --help last, the flag is parsed (an undefined one fails) and
 		// nothing runs.
@@ -50,12 +49,30 @@ func TestEveryUpstreamGlobalFlagIsDefined(t *testing.T) {
 	}
 }
 
-func TestVersionFlagMatchesVersionCommand(t *testing.T) {
-	cmd, flag := run(t, "version"), run(t, "--version")
-	require.Equal(t, 0, flag.code, flag.stderr)
-	require.Equal(t, cmd.stdout, flag.stdout)
-	require.Equal(t, "Telegraf", strings.Fields(flag.stdout)[0])
-	require.Equal(t, "1.39.3", strings.Fields(flag.stdout)[1])
+// version and --version print one line shaped like upstream's release
+// `telegraf version`, "Telegraf <version> (git: <branch>@<commit>)": the same
+// words up to the parenthesis, then one parenthesised part naming this
+// build. Outside -short the shape is read from upstream's own output (built
+// with its release ldflags); in the -short loop from the pinned version.
+func TestVersionHasUpstreamsReleaseShape(t *testing.T) {
+	prefix := "Telegraf " + strings.TrimPrefix(buildinfo.UpstreamVersion(), "v") + " "
+	if !testing.Short() {
+		up := startProcess(t, upstreamBinary(t), nil, "version")
+		require.Equal(t, 0, up.waitExit(t, 30*time.Second).ExitCode())
+		line := up.logText()
+		require.Regexp(t, `^Telegraf [0-9]+\.[0-9]+\.[0-9]+ \(git: [^@ ]+@[0-9a-f]+\)\n$`, line, "upstream is not a release build")
+		prefix, _, _ = strings.Cut(line, "(")
+	}
+	shape := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `\([^()]+\)\n$`)
+	var outputs []string
+	for _, args := range []string{"version", "--version"} {
+		r := run(t, args)
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Regexp(t, shape, r.stdout)
+		require.Contains(t, r.stdout, "(telegraf-tkgi ", "then this build")
+		outputs = append(outputs, r.stdout)
+	}
+	require.Equal(t, outputs[0], outputs[1])
 }
 
 const memDiscardConf = `

@@ -26,7 +26,7 @@ const stateTestToken = "state-test-agents-token-0123456789"
 // listenerServer is the telemetry server as a daemon: the listener on a
 // free port into a JSON-lines lake.
 type listenerServer struct {
-	*daemon
+	*process
 	url string
 }
 
@@ -57,8 +57,8 @@ func startListenerServer(t *testing.T, dir, dedupFile, lake, flushInterval strin
   data_format = "json"
   json_timestamp_units = "1ns"
 `, flushInterval, port, stateTestToken, dedupFile, lake))
-	d := startDaemon(t, "--config", conf, "--debug")
-	s := &listenerServer{daemon: d, url: fmt.Sprintf("http://127.0.0.1:%d%s", port, telemetry.DefaultPath)}
+	p := startProcess(t, binary, nil, "--config", conf, "--debug")
+	s := &listenerServer{process: p, url: fmt.Sprintf("http://127.0.0.1:%d%s", port, telemetry.DefaultPath)}
 	require.Eventually(t, func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
@@ -158,23 +158,24 @@ func TestListenerStateSurvivesFullDiskAndShutdown(t *testing.T) {
 			require.Contains(t, a.body, "cannot record batch keys right now")
 			refused = i
 		default:
-			t.Fatalf("k-%d: %+v; stderr:\n%s", i, a, server.stderr)
+			t.Fatalf("k-%d: %+v; stderr:\n%s", i, a, server.logText())
 		}
 	}
-	require.GreaterOrEqual(t, refused, 100, "refused too early; stderr:\n%s", server.stderr)
+	require.GreaterOrEqual(t, refused, 100, "refused too early; stderr:\n%s", server.logText())
 	t.Logf("%d batches stored in the last free page, batch %d refused", len(stored), refused)
 	// The log line reaches stderr through a pipe, maybe after the answer.
 	require.Eventually(t, func() bool {
-		return strings.Contains(server.stderr.String(), "cannot be written: reserving room in the de-duplication log: no space left on device")
+		return strings.Contains(server.logText(), "cannot be written: reserving room in the de-duplication log: no space left on device")
 	}, 10*time.Second, 50*time.Millisecond, "no log line for the operator")
-	require.Contains(t, server.stderr.String(), "free space on its filesystem, or point dedup_file elsewhere and restart")
+	require.Contains(t, server.logText(), "free space on its filesystem, or point dedup_file elsewhere and restart")
 
 	require.NoError(t, os.Remove(filler))
 	key := fmt.Sprintf("k-%d", refused)
 	require.Equal(t, http.StatusCreated, server.post(t, key, refused).code)
 	stored = append(stored, key)
 	require.Equal(t, http.StatusOK, server.post(t, key, refused).code)
-	require.NoError(t, server.stop(t, syscall.SIGTERM))
+	code, _ := server.stopBy(t, syscall.SIGTERM)
+	require.Equal(t, 0, code)
 
 	// Restart on the same log; the outputs flush every 5 s, so a new batch
 	// waits for its flush while SIGTERM arrives.
@@ -207,24 +208,25 @@ func TestListenerStateSurvivesFullDiskAndShutdown(t *testing.T) {
 	// SIGTERM once the batch waits in the pipeline: a request not yet
 	// accepted when the listener closes is the agent's to retry.
 	require.Eventually(t, func() bool {
-		return strings.Contains(server.stderr.String(), `Batch "at-shutdown" from`)
+		return strings.Contains(server.logText(), `Batch "at-shutdown" from`)
 	}, 30*time.Second, 10*time.Millisecond, "the request never reached the pipeline")
 	require.NoError(t, server.cmd.Process.Signal(syscall.SIGTERM))
 	var a answer
 	select {
 	case a = <-answered:
 	case err := <-failed:
-		t.Fatalf("the request waiting at shutdown got no answer: %v; stderr:\n%s", err, server.stderr)
+		t.Fatalf("the request waiting at shutdown got no answer: %v; stderr:\n%s", err, server.logText())
 	}
 	require.Equal(t, answer{http.StatusServiceUnavailable, "2", "the server is stopping; retry later\n"}, a,
-		"stderr:\n%s", server.stderr)
-	require.NoError(t, <-server.done)
-	require.NotContains(t, server.stderr.String(), "not yet written by the outputs")
+		"stderr:\n%s", server.logText())
+	require.Equal(t, 0, server.waitExit(t, 30*time.Second).ExitCode())
+	require.NotContains(t, server.logText(), "not yet written by the outputs")
 
 	// The batch was written by the flush during Stop and its key recorded.
 	server = startListenerServer(t, dir, dedupFile, lake, "100ms")
 	require.Equal(t, http.StatusOK, server.post(t, "at-shutdown", 1000).code)
-	require.NoError(t, server.stop(t, syscall.SIGTERM))
+	code, _ = server.stopBy(t, syscall.SIGTERM)
+	require.Equal(t, 0, code)
 
 	times := lakeTimes(t, lake)
 	require.Len(t, times, len(stored)+1)

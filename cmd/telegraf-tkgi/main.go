@@ -119,10 +119,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 						Flags: append(append(configFlags(), filterFlags()...), envFlags()...),
 						Action: func(cCtx *cli.Context) error {
 							o := agentOptionsFrom(cCtx, false)
-							// Like telegraf, check substitutes environment
-							// variables non-strictly unless told otherwise.
-							o.nonStrictEnv = !boolFlag(cCtx, "strict-env-handling")
-							return checkConfig(o)
+							o.debug, o.quiet = boolFlag(cCtx, "debug"), boolFlag(cCtx, "quiet")
+							return checkConfig(o, envHandling{
+								strict:    boolFlag(cCtx, "strict-env-handling"),
+								nonStrict: boolFlag(cCtx, "non-strict-env-handling"),
+							})
 						},
 					},
 					{

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -116,16 +115,6 @@ func names(metrics []telegraf.Metric) map[string]bool {
 		set[m.Name()] = true
 	}
 	return set
-}
-
-func TestVersion(t *testing.T) {
-	for _, args := range [][]string{{"version"}, {"--version"}} {
-		r := run(t, args...)
-		require.Equal(t, 0, r.code, r.stderr)
-		// Upstream's first two words, then this build.
-		require.True(t, strings.HasPrefix(r.stdout, "Telegraf 1.39.3 (telegraf-tkgi "), r.stdout)
-		require.Equal(t, 1, strings.Count(r.stdout, "\n"), r.stdout)
-	}
 }
 
 func TestPluginsListsTheCuratedSet(t *testing.T) {
@@ -326,61 +315,8 @@ func TestMissingConfigFile(t *testing.T) {
 	require.Contains(t, r.stderr, "/nonexistent/telegraf.conf")
 }
 
-// daemon runs the binary in the background until the test ends.
-type daemon struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	done   chan error
-}
-
-// syncBuffer is a log a test reads while the process writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func startDaemon(t *testing.T, args ...string) *daemon {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	d := &daemon{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr = d.stderr
-	require.NoError(t, cmd.Start())
-	go func() { d.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-d.done
-		}
-	})
-	return d
-}
-
-func (d *daemon) stop(t *testing.T, sig syscall.Signal) error {
-	t.Helper()
-	require.NoError(t, d.cmd.Process.Signal(sig))
-	select {
-	case err := <-d.done:
-		return err
-	case <-time.After(30 * time.Second):
-		t.Fatalf("telegraf-tkgi did not stop on %s; stderr:\n%s", sig, d.stderr)
-		return nil
-	}
-}
-
 // waitForLine waits until the output file holds a metric matching want.
-func waitForLine(t *testing.T, path string, want func(telegraf.Metric) bool, d *daemon) {
+func waitForLine(t *testing.T, path string, want func(telegraf.Metric) bool, p *process) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		data, err := os.ReadFile(path)
@@ -393,7 +329,7 @@ func waitForLine(t *testing.T, path string, want func(telegraf.Metric) bool, d *
 			}
 		}
 		return false
-	}, 30*time.Second, 100*time.Millisecond, "stderr:\n%s", d.stderr)
+	}, 30*time.Second, 100*time.Millisecond, "log:\n%s", p.logText())
 }
 
 func reloadConfig(generation, out string) string {
@@ -414,7 +350,7 @@ func TestSighupReloadsConfig(t *testing.T) {
 	out := filepath.Join(dir, "metrics.out")
 	conf := writeFile(t, dir, "reload.conf", reloadConfig("1", out))
 	pidfile := filepath.Join(dir, "telegraf.pid")
-	d := startDaemon(t, "--config", conf, "--pidfile", pidfile)
+	d := startProcess(t, binary, nil, "--config", conf, "--pidfile", pidfile)
 
 	waitForLine(t, out, func(m telegraf.Metric) bool { return m.Tags()["generation"] == "1" }, d)
 	pid, err := os.ReadFile(pidfile)
@@ -425,8 +361,9 @@ func TestSighupReloadsConfig(t *testing.T) {
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	waitForLine(t, out, func(m telegraf.Metric) bool { return m.Tags()["generation"] == "2" }, d)
 
-	require.NoError(t, d.stop(t, syscall.SIGTERM))
-	require.Contains(t, d.stderr.String(), "Reloading configuration")
+	code, _ := d.stopBy(t, syscall.SIGTERM)
+	require.Equal(t, 0, code)
+	require.Contains(t, d.logText(), "Reloading configuration")
 	_, err = os.Stat(pidfile)
 	require.True(t, os.IsNotExist(err), "pidfile removed on exit")
 }
@@ -437,13 +374,14 @@ func TestWatchConfigReloads(t *testing.T) {
 			dir := t.TempDir()
 			out := filepath.Join(dir, "metrics.out")
 			conf := writeFile(t, dir, "watch.conf", reloadConfig("1", out))
-			d := startDaemon(t, "--config", conf, "--watch-config", mode, "--watch-interval", "200ms")
+			d := startProcess(t, binary, nil, "--config", conf, "--watch-config", mode, "--watch-interval", "200ms")
 			waitForLine(t, out, func(m telegraf.Metric) bool { return m.Tags()["generation"] == "1" }, d)
 			// Replaced whole, by a rename: a truncating rewrite would
 			// reload on the empty file (see TestWatchDebounce).
 			replaceFile(t, dir, "watch.conf", reloadConfig("2", out))
 			waitForLine(t, out, func(m telegraf.Metric) bool { return m.Tags()["generation"] == "2" }, d)
-			require.NoError(t, d.stop(t, syscall.SIGINT))
+			code, _ := d.stopBy(t, syscall.SIGINT)
+			require.Equal(t, 0, code)
 		})
 	}
 }
@@ -461,9 +399,9 @@ func TestSigtermFlushesBeforeExit(t *testing.T) {
 [[outputs.file]]
   files = [%q]
 `, out))
-	d := startDaemon(t, "--config", conf)
+	d := startProcess(t, binary, nil, "--config", conf)
 	require.Eventually(t, func() bool {
-		return strings.Contains(d.stderr.String(), "Starting telegraf-tkgi")
+		return strings.Contains(d.logText(), "Starting telegraf-tkgi")
 	}, 30*time.Second, 50*time.Millisecond)
 	time.Sleep(2500 * time.Millisecond) // let a couple of gathers land in the buffer
 	_, err := os.Stat(out)
@@ -471,10 +409,11 @@ func TestSigtermFlushesBeforeExit(t *testing.T) {
 		data, _ := os.ReadFile(out)
 		require.Empty(t, string(data), "nothing is flushed before stop")
 	}
-	require.NoError(t, d.stop(t, syscall.SIGTERM))
+	code, _ := d.stopBy(t, syscall.SIGTERM)
+	require.Equal(t, 0, code)
 	data, err := os.ReadFile(out)
 	require.NoError(t, err)
-	require.True(t, names(parseLines(t, string(data)))["mem"], "final flush wrote the buffered metrics; stderr:\n%s", d.stderr)
+	require.True(t, names(parseLines(t, string(data)))["mem"], "final flush wrote the buffered metrics; log:\n%s", d.logText())
 }
 
 func TestUnknownCommand(t *testing.T) {

@@ -70,71 +70,6 @@ func flavours(t *testing.T) []flavour {
 	return fs
 }
 
-// process is a running binary whose log is collected for waits on lines.
-type process struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	log   bytes.Buffer
-	done  chan struct{}
-	state *os.ProcessState
-}
-
-func (p *process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.Write(b)
-}
-
-func (p *process) logText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-func startProcess(t *testing.T, bin string, env []string, args ...string) *process {
-	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), append([]string{"TELEGRAF_CONFIG_PATH=/nonexistent", "HOME=" + t.TempDir()}, env...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	require.NoError(t, p.cmd.Start())
-	go func() {
-		_ = p.cmd.Wait()
-		p.state = p.cmd.ProcessState
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", filepath.Base(bin), p.logText())
-		}
-	})
-	return p
-}
-
-// waitLog waits until the log holds want at least n times.
-func (p *process) waitLog(t *testing.T, want string, n int, within time.Duration) {
-	t.Helper()
-	require.Eventually(t, func() bool { return strings.Count(p.logText(), want) >= n },
-		within, 20*time.Millisecond, "waiting for %d× %q", n, want)
-}
-
-// waitExit waits for the process to end and returns how it ended.
-func (p *process) waitExit(t *testing.T, within time.Duration) *os.ProcessState {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.state
-	case <-time.After(within):
-		require.FailNow(t, "process still running", "after %s", within)
-		return nil
-	}
-}
-
 // stop sends SIGTERM and returns the exit code. telegraf-tkgi must stop at
 // the first signal. Upstream can lose a SIGTERM that arrives while a reload
 // is under way (each reload registers a new signal channel and the old
@@ -153,15 +88,6 @@ func (p *process) stop(t *testing.T, f flavour) int {
 	}
 	require.FailNow(t, "upstream did not stop on SIGTERM")
 	return 0
-}
-
-func (p *process) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
 }
 
 // waitMetric waits until the line-protocol file holds a line with want.

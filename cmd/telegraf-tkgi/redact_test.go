@@ -3,9 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
-	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,44 +22,22 @@ func TestAgentLogsNoCredentials(t *testing.T) {
 	require.NoError(t, l.Close())
 
 	dir := t.TempDir()
-	data := filepath.Join(dir, "telemetry.lp")
-	require.NoError(t, os.WriteFile(data, []byte("kube_telemetry_nodes,cluster_uid=3f1e2d4c total=5i 1777863721000000000\n"), 0o600))
 	conf := func(url, proxy string) string {
-		path := filepath.Join(t.TempDir(), "agent.conf")
-		require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`
-[agent]
-  interval = "1h"
-  round_interval = false
-  flush_interval = "100ms"
-  omit_hostname = true
-[[inputs.file]]
-  files = [%q]
-  data_format = "influx"
-[[outputs.vmware_telemetry]]
-  url = %q
-  http_proxy_url = %q
-  use_system_proxy = false
-  pseudonym_key_file = %q
-  retry_initial = "200ms"
-  retry_max = "400ms"
-`, data, url, proxy, filepath.Join(dir, "key"))), 0o600))
+		path, _ := writeTelemetryAgentConf(t, dir, []string{"kube_telemetry_nodes,cluster_uid=3f1e2d4c total=5i 1777863721000000000"}, url,
+			telemetryAgentSettings{output: fmt.Sprintf("  http_proxy_url = %q\n  retry_initial = \"200ms\"\n  retry_max = \"400ms\"\n", proxy)})
 		return path
 	}
 
 	// A failing request through a proxy that is not there.
-	logPath := filepath.Join(dir, "agent.log")
 	agent := startAgent(t, conf("http://telemetry.example.com/ph/api/hyper/send?apikey="+querySecret,
-		"http://agent:"+password+"@"+closed), logPath)
-	require.Eventually(t, func() bool {
-		text, _ := os.ReadFile(logPath)
-		return strings.Count(string(text), "proxyconnect") >= 2
-	}, 30*time.Second, 20*time.Millisecond, "the agent did not report the failing proxy")
-	require.Less(t, agent.stop(t), 5*time.Second)
-	text, err := os.ReadFile(logPath)
-	require.NoError(t, err)
-	require.NotContains(t, string(text), password)
-	require.NotContains(t, string(text), querySecret)
-	require.Contains(t, string(text), "apikey=xxxxx")
+		"http://agent:"+password+"@"+closed))
+	agent.waitLog(t, "proxyconnect", 2, 30*time.Second)
+	_, took := agent.stopBy(t, syscall.SIGTERM)
+	require.Less(t, took, 5*time.Second)
+	text := agent.logText()
+	require.NotContains(t, text, password)
+	require.NotContains(t, text, querySecret)
+	require.Contains(t, text, "apikey=xxxxx")
 
 	// Credentials in url: refused, not repeated.
 	for _, u := range []string{

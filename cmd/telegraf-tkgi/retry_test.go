@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -105,57 +104,6 @@ func (s *telemetryServer) reqs() []telemetryRequest {
 	return append([]telemetryRequest(nil), s.requests...)
 }
 
-// agentProcess is the built binary running an agent.
-type agentProcess struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
-func startAgent(t *testing.T, conf, logPath string, env ...string) *agentProcess {
-	t.Helper()
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	require.NoError(t, err)
-	cmd := exec.Command(binary, "--config", conf)
-	cmd.Env = append(os.Environ(), "TELEGRAF_CONFIG_PATH=/nonexistent", "HOME="+t.TempDir(), "HTTP_PROXY=", "HTTPS_PROXY=")
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	require.NoError(t, cmd.Start())
-	p := &agentProcess{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			data, _ := os.ReadFile(logPath)
-			t.Logf("agent log:\n%s", data)
-		}
-	})
-	return p
-}
-
-// stop sends SIGTERM and returns how long the process took to exit.
-func (p *agentProcess) stop(t *testing.T) time.Duration {
-	t.Helper()
-	began := time.Now()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-p.done:
-		return time.Since(began)
-	case <-time.After(30 * time.Second):
-		require.FailNow(t, "the agent did not exit within 30 s of SIGTERM")
-		return 0
-	}
-}
-
 // Against a server answering 503 and 429 with Retry-After: 0, the agent
 // retries no faster than its backoff, stops within 5 s of SIGTERM in the
 // middle of a wait, and keeps the batch in its disk buffer; started again
@@ -173,42 +121,19 @@ func TestAgentRetryDisciplineAndStop(t *testing.T) {
 	)
 	srv := newTelemetryServer(t)
 	dir := t.TempDir()
-	data := filepath.Join(dir, "telemetry.lp")
 	first := []string{
 		"kube_telemetry_nodes,cluster_uid=3f1e2d4c,cluster_name=payments-prod total=5i,ready=4i,not_ready=1i 1777863721000000000",
 		"kube_telemetry_pods,cluster_uid=3f1e2d4c,cluster_name=payments-prod total=150i,running=146i,pending=2i 1777863721000000000",
 	}
-	require.NoError(t, os.WriteFile(data, []byte(strings.Join(first, "\n")+"\n"), 0o600))
-	conf := filepath.Join(dir, "agent.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`
-[agent]
-  interval = "1h"
-  round_interval = false
-  flush_interval = "100ms"
-  flush_jitter = "0s"
-  omit_hostname = true
-  statefile = %q
-  buffer_strategy = "disk_write_through"
-  buffer_directory = %q
-
-[[inputs.file]]
-  files = [%q]
-  data_format = "influx"
-
-[[outputs.vmware_telemetry]]
-  url = "%s/ph/api/hyper/send"
-  pseudonym_key_file = %q
-  use_system_proxy = false
-  retry_initial = %q
-  retry_max = %q
-  retry_within_write = "1m"
-  max_attempts_per_write = 10
-`, filepath.Join(dir, "statefile.json"), filepath.Join(dir, "buffer"), data, srv.URL, filepath.Join(dir, "key"),
-		retryInitial.String(), retryMax.String())), 0o600))
-	logPath := filepath.Join(dir, "agent.log")
+	conf, data := writeTelemetryAgentConf(t, dir, first, srv.URL+"/ph/api/hyper/send", telemetryAgentSettings{
+		agent: fmt.Sprintf("  statefile = %q\n  buffer_strategy = \"disk_write_through\"\n  buffer_directory = %q\n",
+			filepath.Join(dir, "statefile.json"), filepath.Join(dir, "buffer")),
+		output: fmt.Sprintf("  retry_initial = %q\n  retry_max = %q\n  retry_within_write = \"1m\"\n  max_attempts_per_write = 10\n",
+			retryInitial.String(), retryMax.String()),
+	})
 
 	// Failing: watch the agent retry.
-	agent := startAgent(t, conf, logPath)
+	agent := startAgent(t, conf)
 	require.Eventually(t, func() bool { return len(srv.reqs()) > 0 }, 30*time.Second, 10*time.Millisecond, "no request")
 	observeFrom := srv.reqs()[0].at
 	require.Eventually(t, func() bool { return time.Since(observeFrom) >= observe }, 10*time.Second, 50*time.Millisecond)
@@ -217,7 +142,7 @@ func TestAgentRetryDisciplineAndStop(t *testing.T) {
 	// wait lets the agent exit within 5 s.
 	n := len(srv.reqs())
 	require.Eventually(t, func() bool { return len(srv.reqs()) > n }, 10*time.Second, time.Millisecond)
-	took := agent.stop(t)
+	_, took := agent.stopBy(t, syscall.SIGTERM)
 	failing := srv.reqs()
 	t.Logf("%d requests while failing over %s; exit %s after SIGTERM", len(failing),
 		failing[len(failing)-1].at.Sub(failing[0].at).Round(time.Millisecond), took.Round(time.Millisecond))
@@ -250,7 +175,7 @@ func TestAgentRetryDisciplineAndStop(t *testing.T) {
 		maxRequests++
 	}
 	require.LessOrEqual(t, len(failing), maxRequests)
-	requireNoLeftover(t, logPath)
+	requireCleanStop(t, agent.logText())
 	// The statefile remembers the pending batch by its key (Telegraf keeps
 	// each plugin's state as base64 of its JSON).
 	saved, err := os.ReadFile(filepath.Join(dir, "statefile.json"))
@@ -268,13 +193,14 @@ func TestAgentRetryDisciplineAndStop(t *testing.T) {
 	second := "kube_telemetry_nodes,cluster_uid=3f1e2d4c,cluster_name=payments-prod total=6i,ready=6i 1777864321000000000"
 	require.NoError(t, os.WriteFile(data, []byte(second+"\n"), 0o600))
 	srv.setFailing(false)
-	agent = startAgent(t, conf, logPath)
+	agent = startAgent(t, conf)
 	require.Eventually(t, func() bool {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		return srv.stores[key] == 1 && len(srv.stored) == 2
 	}, 30*time.Second, 10*time.Millisecond, "the buffered batch and the new metric were not both delivered")
-	require.Less(t, agent.stop(t), 5*time.Second)
+	_, took = agent.stopBy(t, syscall.SIGTERM)
+	require.Less(t, took, 5*time.Second)
 
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -296,13 +222,50 @@ func TestAgentRetryDisciplineAndStop(t *testing.T) {
 	}
 }
 
-// requireNoLeftover checks that the agent logged its stop cleanly.
-func requireNoLeftover(t *testing.T, logPath string) {
+// telemetryAgentSettings are what a test adds to the telemetry agent of
+// writeTelemetryAgentConf: settings of [agent] and of the output, and more
+// plugins.
+type telemetryAgentSettings struct {
+	agent, output, plugins string
+}
+
+// writeTelemetryAgentConf writes, in dir, an agent that reads lines once
+// from a line-protocol file (data) and sends them to url with
+// outputs.vmware_telemetry, the key in dir and no system proxy. Each call
+// writes a new configuration file.
+func writeTelemetryAgentConf(t *testing.T, dir string, lines []string, url string, s telemetryAgentSettings) (conf, data string) {
 	t.Helper()
-	data, err := os.ReadFile(logPath)
+	data = filepath.Join(dir, "telemetry.lp")
+	require.NoError(t, os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o600))
+	f, err := os.CreateTemp(dir, "agent-*.conf")
 	require.NoError(t, err)
-	require.Contains(t, string(data), "Received terminated, flushing and stopping")
-	require.NotContains(t, string(data), "panic")
+	defer f.Close()
+	_, err = fmt.Fprintf(f, `
+[agent]
+  interval = "1h"
+  round_interval = false
+  flush_interval = "100ms"
+  flush_jitter = "0s"
+  omit_hostname = true
+%s
+[[inputs.file]]
+  files = [%q]
+  data_format = "influx"
+
+[[outputs.vmware_telemetry]]
+  url = %q
+  pseudonym_key_file = %q
+  use_system_proxy = false
+%s%s`, s.agent, data, url, filepath.Join(dir, "key"), s.output, s.plugins)
+	require.NoError(t, err)
+	return f.Name(), data
+}
+
+// requireCleanStop checks that the agent's log shows a clean stop.
+func requireCleanStop(t *testing.T, log string) {
+	t.Helper()
+	require.Contains(t, log, "Received terminated, flushing and stopping")
+	require.NotContains(t, log, "panic")
 }
 
 // A server refusing the agent's token (401): the agent keeps the batch,
@@ -314,42 +277,21 @@ func TestAgentKeepsBatchOnRefusedToken(t *testing.T) {
 	srv.setFailing(false)
 	srv.setToken("the-servers-token")
 	dir := t.TempDir()
-	data := filepath.Join(dir, "telemetry.lp")
 	line := "kube_telemetry_nodes,cluster_uid=3f1e2d4c,cluster_name=payments-prod total=5i,ready=4i 1777863721000000000"
-	require.NoError(t, os.WriteFile(data, []byte(line+"\n"), 0o600))
 	internal := filepath.Join(dir, "internal.out")
-	conf := filepath.Join(dir, "agent.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`
-[agent]
-  interval = "1h"
-  round_interval = false
-  flush_interval = "100ms"
-  flush_jitter = "0s"
-  omit_hostname = true
-
-[[inputs.file]]
-  files = [%q]
-  data_format = "influx"
-
+	conf, _ := writeTelemetryAgentConf(t, dir, []string{line}, srv.URL+"/ph/api/hyper/send", telemetryAgentSettings{
+		output: "  namepass = [\"kube_telemetry_*\"]\n  token = \"${TELEMETRY_TOKEN}\"\n  retry_initial = \"300ms\"\n  retry_max = \"1s\"\n",
+		plugins: fmt.Sprintf(`
 [[inputs.internal]]
   interval = "500ms"
-
-[[outputs.vmware_telemetry]]
-  namepass = ["kube_telemetry_*"]
-  url = "%s/ph/api/hyper/send"
-  token = "${TELEMETRY_TOKEN}"
-  pseudonym_key_file = %q
-  use_system_proxy = false
-  retry_initial = "300ms"
-  retry_max = "1s"
 
 [[outputs.file]]
   namepass = ["internal_vmware_telemetry"]
   files = [%q]
   data_format = "influx"
-`, data, srv.URL, filepath.Join(dir, "key"), internal)), 0o600))
-	logPath := filepath.Join(dir, "agent.log")
-	agent := startAgent(t, conf, logPath, "TELEMETRY_TOKEN=an-old-token")
+`, internal),
+	})
+	agent := startAgent(t, conf, "TELEMETRY_TOKEN=an-old-token")
 
 	// Refused three times: logged, counted, nothing dropped.
 	require.Eventually(t, func() bool { return len(srv.reqs()) >= 3 }, 30*time.Second, 10*time.Millisecond)
@@ -357,11 +299,10 @@ func TestAgentKeepsBatchOnRefusedToken(t *testing.T) {
 		out, _ := os.ReadFile(internal)
 		return strings.Contains(string(out), "refused_auth=3i") || strings.Contains(string(out), "refused_auth=4i")
 	}, 30*time.Second, 50*time.Millisecond, "internal_vmware_telemetry does not count the refusals")
-	logText, err := os.ReadFile(logPath)
-	require.NoError(t, err)
-	require.Contains(t, string(logText), "the telemetry server refused the token (401): set TELEMETRY_TOKEN / token to the server's token")
-	require.Contains(t, string(logText), "E! [outputs.vmware_telemetry] Keeping batch")
-	require.NotContains(t, string(logText), "Dropping batch")
+	logText := agent.logText()
+	require.Contains(t, logText, "the telemetry server refused the token (401): set TELEMETRY_TOKEN / token to the server's token")
+	require.Contains(t, logText, "E! [outputs.vmware_telemetry] Keeping batch")
+	require.NotContains(t, logText, "Dropping batch")
 	refused := srv.reqs()
 	for i := 1; i < len(refused); i++ {
 		require.GreaterOrEqual(t, refused[i].at.Sub(refused[i-1].at), 295*time.Millisecond, "refusals retried faster than retry_initial")
@@ -375,7 +316,8 @@ func TestAgentKeepsBatchOnRefusedToken(t *testing.T) {
 		defer srv.mu.Unlock()
 		return srv.stores[refused[0].key] == 1
 	}, 30*time.Second, 10*time.Millisecond, "the kept batch was not delivered")
-	require.Less(t, agent.stop(t), 5*time.Second)
+	_, took := agent.stopBy(t, syscall.SIGTERM)
+	require.Less(t, took, 5*time.Second)
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	require.Len(t, srv.stored, 1)
