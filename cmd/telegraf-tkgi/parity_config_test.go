@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -200,25 +201,37 @@ func TestLogtargetLikeUpstream(t *testing.T) {
 }
 
 // `config check` accepts fragments and substitutes environment variables
-// non-strictly by default, as upstream's does; real errors still fail.
+// non-strictly by default, warning that the agent is strict, as upstream's
+// does; --strict-env-handling makes it strict and silent about it, and
+// real errors still fail.
 func TestConfigCheckLikeUpstream(t *testing.T) {
+	const nonString = "[agent]\n  interval = ${PARITY_INTERVAL}\n[[inputs.mem]]\n"
 	cases := []struct {
 		name     string
 		content  string
+		flags    []string
 		wantCode int
+		// wantEnvWarning: the check says how it handles environment variables.
+		wantEnvWarning bool
 	}{
-		{name: "inputs only", content: "[[inputs.mem]]\n", wantCode: 0},
-		{name: "outputs only", content: "[[outputs.file]]\n", wantCode: 0},
-		{name: "empty file", content: "", wantCode: 0},
-		{name: "variable in a non-string setting", content: "[agent]\n  interval = ${PARITY_INTERVAL}\n[[inputs.mem]]\n", wantCode: 0},
-		{name: "unknown option", content: "[[inputs.mem]]\n  no_such_option = 1\n", wantCode: 1},
+		{name: "inputs only", content: "[[inputs.mem]]\n", wantEnvWarning: true},
+		{name: "outputs only", content: "[[outputs.file]]\n", wantEnvWarning: true},
+		{name: "empty file", content: "", wantEnvWarning: true},
+		{name: "variable in a non-string setting", content: nonString, wantEnvWarning: true},
+		{name: "variable in a non-string setting, strict", content: nonString, flags: []string{"--strict-env-handling"}, wantCode: 1},
+		{name: "variable in a non-string setting, non-strict", content: nonString, flags: []string{"--non-strict-env-handling"}},
+		{name: "both env flags", content: "", flags: []string{"--strict-env-handling", "--non-strict-env-handling"}, wantCode: 1},
+		{name: "unknown option", content: "[[inputs.mem]]\n  no_such_option = 1\n", wantCode: 1, wantEnvWarning: true},
 	}
 	for _, f := range flavours(t) {
 		for _, tc := range cases {
 			t.Run(f.name+"/"+tc.name, func(t *testing.T) {
 				conf := writeFile(t, t.TempDir(), "fragment.conf", tc.content)
-				p := startProcess(t, f.binary, []string{`PARITY_INTERVAL="5s"`}, "config", "check", "--config", conf)
+				args := append(append([]string{"config", "check"}, tc.flags...), "--config", conf)
+				p := startProcess(t, f.binary, []string{`PARITY_INTERVAL="5s"`}, args...)
 				require.Equal(t, tc.wantCode, p.waitExit(t, 60*time.Second).ExitCode())
+				warned := regexp.MustCompile(`(?m) W! .*nvironment variable`).MatchString(p.logText())
+				require.Equal(t, tc.wantEnvWarning, warned, p.logText())
 			})
 		}
 	}
