@@ -199,11 +199,14 @@ runboth cli-debug --config "$cli/once.conf" --once --debug
 same cli-debug "--debug adds debug lines" "$levels | sort" err
 runboth cli-no-debug --config "$cli/once.conf" --once
 same cli-no-debug "without --debug no debug lines" "$levels | grep -c D" err
-runboth cli-quiet --config "$cli/once.conf" --once --quiet
+# With an env flag given, nothing is logged before --quiet applies.
+runboth cli-quiet --config "$cli/once.conf" --once --quiet --strict-env-handling
 same cli-quiet "--quiet logs nothing when all goes well" "$levels" err
 samefile cli-quiet "--quiet still writes the gather" "$keys"
-outdir=/nonexistent runboth cli-quiet-error --config "$cli/once.conf" --once --quiet
+outdir=/nonexistent runboth cli-quiet-error --config "$cli/once.conf" --once --quiet --strict-env-handling
 same cli-quiet-error "--quiet logs only the error" "$levels" err
+runboth cli-env-warning --config "$cli/once.conf" --once --quiet
+same cli-env-warning "without an env flag, a warning even with --quiet" "$levels" err
 
 # pidrun NAME BIN SIDE ARGS...: runs BIN in the background, waits (30 s at
 # most) for its pidfile, stops it with SIGTERM; NAME.SIDE.out says whether
@@ -311,6 +314,23 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [ -n "$sdversion" ] || { bad "systemd: its user manager did not answer on $DBUS_SYSTEM_BUS_ADDRESS"; cat "$sd/log"; }
+# Started by systemd as a Type=notify service, as upstream's unit file has
+# it: the start completes only once the process sends READY=1.
+notifyrun() { # notifyrun SIDE BIN
+  local unit="dropin-notify-$1"
+  set +e
+  XDG_RUNTIME_DIR="$sd/run" timeout 60 systemd-run --user --quiet --unit="$unit" -p Type=notify -p TimeoutStartSec=20 \
+    "$2" --config "$cli/idle.conf" >"$work/cli-notify.$1.out" 2>"$work/cli-notify.$1.err"
+  echo $? >"$work/cli-notify.$1.rc"
+  XDG_RUNTIME_DIR="$sd/run" systemctl --user show -p ActiveState -p SubState "$unit" >>"$work/cli-notify.$1.out"
+  XDG_RUNTIME_DIR="$sd/run" systemctl --user stop "$unit" 2>/dev/null
+  XDG_RUNTIME_DIR="$sd/run" systemctl --user reset-failed "$unit" 2>/dev/null
+  set -e
+}
+notifyrun up "$upstream"
+notifyrun tk "$tkgi"
+same cli-notify "Type=notify service: $(tr '\n' ' ' <"$work/cli-notify.tk.out")"
+
 # A service's credentials as systemd lays them out: a private read-only
 # folder, one read-only file per credential, named by the credential's id
 # (the store strips its "telegraf." prefix).

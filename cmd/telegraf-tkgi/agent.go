@@ -321,6 +321,9 @@ func runOnce(parent context.Context, c *config.Config, files []string, o *agentO
 	}
 
 	ag := agent.NewAgent(c)
+	if err := notifyReady(); err != nil {
+		log.Printf("D! %v", err)
+	}
 	var err error
 	switch {
 	case o.once:
