@@ -5,8 +5,12 @@
 # must fail (same exit code). Then the command line: every global flag and
 # command upstream's --help lists must exist here (the list is read from
 # upstream's binary, so a new upstream flag fails this until handled), and
-# the behaviours of testdata/dropin/cli (version, filters, --select, pprof,
-# secrets, ...) must agree on exit code and the output that matters.
+# the behaviours of testdata/dropin/cli (version shape, config check and
+# environment variables, filters, --select, pprof, --once, --test-wait,
+# --debug, --quiet, --pidfile, secrets in the jose, systemd and docker
+# stores, start as a systemd Type=notify service, ...) must agree on exit
+# code, the output that matters and the files written. The systemd checks
+# run systemd's user manager in a private mount namespace (root, unshare).
 # Usage: scripts/dropin-compare.sh [bin/telegraf-tkgi]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
