@@ -377,15 +377,9 @@ func (t *VMwareTelemetry) Write(metrics []telegraf.Metric) error {
 	t.prepare(b, metrics)
 	chunks := t.plan(b)
 
-	if t.Preview {
-		if err := t.send(b, chunks); err != nil {
-			return err
-		}
-		t.done(b)
-		return nil
-	}
+	// Backing off: no connection until the wait is over. (In preview
+	// mode nothing fails, so there is never a wait.)
 	if wait := t.notBefore.Sub(t.now()); wait > 0 && !t.lastFlushWaits(wait) {
-		// Backing off: no connection until the wait is over.
 		return fmt.Errorf("backing off until %s after %d failed attempts: %w",
 			t.notBefore.Format(time.RFC3339), t.failures, t.lastErr)
 	}
