@@ -23,8 +23,9 @@ const (
 )
 
 // newClient builds the client from upstream's HTTP options. The system
-// proxy is read from the environment now (http.ProxyFromEnvironment would
-// freeze it at its first use for the whole process); an explicit
+// proxy is read from the environment when the client is built
+// (http.ProxyFromEnvironment would freeze it at its first use for the whole
+// process); an explicit
 // http_proxy_url is used as given. Redirects are not followed: a POST
 // redirected is a misconfigured url, reported as such.
 func (t *VMwareTelemetry) newClient() (*http.Client, error) {
