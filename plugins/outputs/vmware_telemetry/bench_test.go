@@ -112,9 +112,9 @@ func allocs(tb testing.TB, out telegraf.Output, metrics []telegraf.Metric) uint6
 // (standard level, zstd) and stock outputs.http (influx serializer, gzip,
 // batch format) on the same 100k metrics against local HTTP servers, and
 // reports throughput, bytes on the wire and allocations per metric, and
-// the ratios: run with
+// the ratios: run with `make bench-telemetry-output`, which is
 //
-//	go test -run '^$' -bench VsOutputsHTTP -benchtime 3x ./plugins/outputs/vmware_telemetry/
+//	go test -run '^$' -bench VsOutputsHTTP -benchtime 4x ./plugins/outputs/vmware_telemetry/
 func BenchmarkVsOutputsHTTP(b *testing.B) {
 	for _, names := range []string{"sequential", "uuid"} {
 		b.Run("names="+names, func(b *testing.B) { benchVsOutputsHTTP(b, benchMetrics(names)) })

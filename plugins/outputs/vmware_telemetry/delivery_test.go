@@ -30,16 +30,22 @@ func requireStoredOnce(t *testing.T, srv *server, in []telegraf.Metric) {
 	testutil.RequireMetricsEqual(t, want, srv.storedMetrics(), testutil.SortMetrics())
 }
 
+// requireResentOnce writes in again after one request that kept it: the
+// second request carries the first one's key, and the server holds every
+// metric once.
+func requireResentOnce(t *testing.T, o *VMwareTelemetry, srv *server, in []telegraf.Metric) {
+	t.Helper()
+	require.NoError(t, o.Write(in))
+	reqs := srv.reqs()
+	require.Len(t, reqs, 2)
+	require.Equal(t, keys(reqs)[0], keys(reqs)[1])
+	requireStoredOnce(t, srv, in)
+}
+
 func TestRetryAfterHonouredWithinWrite(t *testing.T) {
+	t.Parallel() // waits in real time
 	srv := newServer(t, "")
-	srv.setScript(func(n int, _ *received, w http.ResponseWriter) int {
-		if n == 0 {
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusTooManyRequests)
-			return http.StatusTooManyRequests
-		}
-		return 0
-	})
+	srv.refuseFirst(1, answer{status: http.StatusTooManyRequests, retryAfter: "1"})
 	o, log := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex), withJitter(0), func(o *VMwareTelemetry) {
 		o.RetryWithinWrite = config.Duration(5 * time.Second)
 	})
@@ -61,15 +67,8 @@ func TestRetryAfterBeyondWriteBudget(t *testing.T) {
 	for _, status := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			srv := newServer(t, "")
-			srv.setScript(func(n int, _ *received, w http.ResponseWriter) int {
-				if n == 0 {
-					w.Header().Set("Retry-After", "120")
-					w.WriteHeader(status)
-					return status
-				}
-				return 0
-			})
-			clk := &clock{now: time.Unix(1800000000, 0)}
+			srv.refuseFirst(1, answer{status: status, retryAfter: "120"})
+			clk := newClock()
 			o, _ := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex), withClock(clk), withJitter(0))
 			start(t, o)
 			in := kubeTelemetryMetrics(3, gatherTime)
@@ -87,11 +86,7 @@ func TestRetryAfterBeyondWriteBudget(t *testing.T) {
 
 			// After: sent, with the same key.
 			clk.Add(2 * time.Second)
-			require.NoError(t, o.Write(in))
-			reqs := srv.reqs()
-			require.Len(t, reqs, 2)
-			require.Equal(t, keys(reqs)[0], keys(reqs)[1])
-			requireStoredOnce(t, srv, in)
+			requireResentOnce(t, o, srv, in)
 		})
 	}
 }
@@ -101,14 +96,8 @@ func TestRetryAfterBeyondWriteBudget(t *testing.T) {
 // that failed goes out again with the same key, the new metrics after it.
 func TestServerErrorRetriedWithSameKeyAndAppendedMetrics(t *testing.T) {
 	srv := newServer(t, "")
-	srv.setScript(func(n int, _ *received, w http.ResponseWriter) int {
-		if n < 2 {
-			http.Error(w, "database unavailable", http.StatusInternalServerError)
-			return http.StatusInternalServerError
-		}
-		return 0
-	})
-	clk := &clock{now: time.Unix(1800000000, 0)}
+	srv.refuseFirst(2, answer{status: http.StatusInternalServerError, body: "database unavailable"})
+	clk := newClock()
 	o, _ := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex), withClock(clk))
 	start(t, o)
 	first := kubeTelemetryMetrics(3, gatherTime)
@@ -151,7 +140,7 @@ func TestLostAnswerStoredOnce(t *testing.T) {
 		}
 		return 0
 	})
-	clk := &clock{now: time.Unix(1800000000, 0)}
+	clk := newClock()
 	o, log := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex), withClock(clk))
 	start(t, o)
 	in := kubeTelemetryMetrics(4, gatherTime)
@@ -180,12 +169,11 @@ func TestRetrySkipsChunksAlreadyStored(t *testing.T) {
 	srv := newServer(t, "")
 	srv.setScript(func(n int, _ *received, w http.ResponseWriter) int {
 		if n == 1 {
-			w.WriteHeader(http.StatusBadGateway)
-			return http.StatusBadGateway
+			return answer{status: http.StatusBadGateway}.write(w)
 		}
 		return 0
 	})
-	clk := &clock{now: time.Unix(1800000000, 0)}
+	clk := newClock()
 	o, _ := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex), withClock(clk), func(o *VMwareTelemetry) {
 		o.MaxPayloadBytes = 1024 // a few metrics per chunk
 	})
@@ -242,18 +230,12 @@ func Test413Splits(t *testing.T) {
 	requireStoredOnce(t, srv, in)
 }
 
-// Other 4xx: the server will never take the batch. It is dropped with an
-// error naming the status and the server's reason, and counted; the next
-// batch goes out normally.
+// 400 and 422: the server will never take the batch. It is dropped with
+// an error naming the status and the server's reason, and counted; the
+// next batch goes out normally.
 func TestRejectedBatchDropped(t *testing.T) {
 	srv := newServer(t, "")
-	srv.setScript(func(n int, _ *received, w http.ResponseWriter) int {
-		if n == 0 {
-			http.Error(w, "measurement kube_telemetry_node refused at level standard", http.StatusUnprocessableEntity)
-			return http.StatusUnprocessableEntity
-		}
-		return 0
-	})
+	srv.refuseFirst(1, answer{status: http.StatusUnprocessableEntity, body: "measurement kube_telemetry_node refused at level standard"})
 	o, log := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex))
 	start(t, o)
 	in := kubeTelemetryMetrics(3, gatherTime)
@@ -274,13 +256,7 @@ func TestRejectedBatchDropped(t *testing.T) {
 // disk buffer) the retried chunk carries the same key.
 func TestPendingSurvivesRestart(t *testing.T) {
 	srv := newServer(t, "")
-	srv.setScript(func(n int, _ *received, w http.ResponseWriter) int {
-		if n == 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	})
+	srv.refuseFirst(1, answer{status: http.StatusServiceUnavailable})
 	key := writeKey(t, testKeyHex)
 	first := kubeTelemetryMetrics(3, gatherTime)
 	o, _ := newOutput(t, srv.endpoint(), key)
@@ -311,59 +287,16 @@ func TestPendingSurvivesRestart(t *testing.T) {
 	require.ErrorContains(t, other.SetState("junk"), "unknown")
 }
 
-// The wait before a retry: exponential from retry_initial, capped at
-// retry_max, Retry-After when longer (never shorter: 0 waits the backoff),
-// plus up to half again as jitter.
-func TestRetryDelay(t *testing.T) {
-	o, _ := newOutput(t, "https://x", "", func(o *VMwareTelemetry) {
-		o.RetryInitial = config.Duration(time.Second)
-		o.RetryMax = config.Duration(time.Minute)
-	})
-	tests := []struct {
-		name       string
-		failures   int
-		jitter     float64
-		retryAfter string
-		want       time.Duration
-	}{
-		{"first failure", 1, 0, "", time.Second},
-		{"first failure, most jitter", 1, 1, "", 1500 * time.Millisecond},
-		{"second failure", 2, 0.5, "", 2500 * time.Millisecond},
-		{"fourth failure", 4, 0, "", 8 * time.Second},
-		{"capped", 7, 0, "", time.Minute},
-		{"capped, most jitter", 100, 1, "", 90 * time.Second},
-		{"Retry-After 0 waits the backoff", 1, 0, "0", time.Second},
-		{"Retry-After 0 waits the backoff, growing", 3, 0, "0", 4 * time.Second},
-		{"Retry-After shorter than the backoff", 5, 0, "2", 16 * time.Second},
-		{"Retry-After longer than the backoff", 1, 0, "120", 2 * time.Minute},
-		{"Retry-After gets jitter too", 1, 1, "120", 3 * time.Minute},
-		{"Retry-After bounded", 1, 0, "86400", time.Hour},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			o.failures = tt.failures
-			o.jitter = func() float64 { return tt.jitter }
-			var r response
-			r.retryAfter, r.hasRetry = telemetry.ParseRetryAfter(tt.retryAfter, time.Now())
-			require.Equal(t, tt.want, o.retryDelay(r))
-		})
-	}
-}
-
 // Close interrupts a write waiting to retry.
 func TestCloseInterruptsRetryWait(t *testing.T) {
 	srv := newServer(t, "")
-	srv.setScript(func(_ int, _ *received, w http.ResponseWriter) int {
-		w.Header().Set("Retry-After", "30")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return http.StatusServiceUnavailable
-	})
-	o, _ := newOutput(t, srv.endpoint(), "", func(o *VMwareTelemetry) { o.RetryWithinWrite = config.Duration(time.Minute) })
+	srv.refuseFirst(-1, answer{status: http.StatusServiceUnavailable, retryAfter: "30"})
+	waits := make(chan time.Duration, 1)
+	o, _ := newOutput(t, srv.endpoint(), "", withRetryWaits(waits), func(o *VMwareTelemetry) { o.RetryWithinWrite = config.Duration(time.Minute) })
 	start(t, o)
 	done := make(chan error)
 	go func() { done <- o.Write(kubeTelemetryMetrics(2, gatherTime)) }()
-	require.Eventually(t, func() bool { return len(srv.reqs()) == 1 }, 10*time.Second, 10*time.Millisecond)
-	time.Sleep(100 * time.Millisecond)
+	receive(t, waits, "the wait for a retry")
 	require.NoError(t, o.Close())
 	select {
 	case err := <-done:

@@ -2,8 +2,10 @@ package vmware_telemetry
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,7 +37,8 @@ import (
 // Proxies started by TestMain with scripts/tinyproxy.sh (Debian's
 // tinyproxy): one that proxies, one that answers 403 to everyone, one that
 // wants basic auth. TINYPROXY_ADDR (and TINYPROXY_LOG) point the tests at an
-// instance started elsewhere for the allow case.
+// instance started elsewhere for the allow case. With -short none is
+// started and the tests that need one skip (requireProxies).
 var proxies struct {
 	allow, allowLog string
 	deny            string
@@ -42,6 +46,10 @@ var proxies struct {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
 	code, err := runWithProxies(m)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: proxy tests need Debian's tinyproxy: %v\n", err)
@@ -90,6 +98,15 @@ func runWithProxies(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
+// requireProxies skips a test that needs the tinyproxy instances under
+// -short, where TestMain starts none; without -short they always run.
+func requireProxies(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Debian's tinyproxy; runs without -short")
+	}
+}
+
 // nonLoopbackIP is an address of this machine the proxy tests can use: Go
 // never proxies requests to loopback addresses, whatever HTTP_PROXY says.
 func nonLoopbackIP(t testing.TB) string {
@@ -125,6 +142,7 @@ type server struct {
 	dec *telemetry.Decoder
 
 	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced when a request arrives or is answered
 	requests []received
 	stored   map[string][]telegraf.Metric // by idempotency key
 	order    []string                     // keys in storing order
@@ -140,7 +158,7 @@ func newServer(t testing.TB, host string) *server { return newServerTLS(t, host,
 func newServerTLS(t testing.TB, host string, useTLS bool) *server {
 	dec, err := telemetry.NewDecoder(64<<20, 1<<20)
 	require.NoError(t, err)
-	s := &server{t: t, dec: dec, stored: map[string][]telegraf.Metric{}}
+	s := &server{t: t, dec: dec, stored: map[string][]telegraf.Metric{}, changed: make(chan struct{})}
 	ts := httptest.NewUnstartedServer(s)
 	if host != "" {
 		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
@@ -207,6 +225,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := s.arrived
 	s.arrived++
 	script := s.script
+	s.notifyLocked()
 	s.mu.Unlock()
 	status := 0
 	if script != nil {
@@ -232,7 +251,64 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.status = status
 	s.mu.Lock()
 	s.requests = append(s.requests, rec)
+	s.notifyLocked()
 	s.mu.Unlock()
+}
+
+// notifyLocked wakes whoever waits for a request; s.mu is held.
+func (s *server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// waitArrived waits until n requests have arrived (answered or not).
+func (s *server) waitArrived(n int) {
+	s.t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		arrived, changed := s.arrived, s.changed
+		s.mu.Unlock()
+		if arrived >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			require.FailNowf(s.t, "requests missing", "%d of %d requests arrived in 10s", arrived, n)
+		}
+	}
+}
+
+// answer is a scripted answer other than storing: a status, with a
+// Retry-After header and a body if set.
+type answer struct {
+	status     int
+	retryAfter string
+	body       string
+}
+
+func (a answer) write(w http.ResponseWriter) int {
+	if a.retryAfter != "" {
+		w.Header().Set("Retry-After", a.retryAfter)
+	}
+	if a.body != "" {
+		http.Error(w, a.body, a.status)
+	} else {
+		w.WriteHeader(a.status)
+	}
+	return a.status
+}
+
+// refuseFirst answers the first n requests with a and stores the rest;
+// n < 0 answers every request with a.
+func (s *server) refuseFirst(n int, a answer) {
+	s.setScript(func(i int, _ *received, w http.ResponseWriter) int {
+		if n >= 0 && i >= n {
+			return 0
+		}
+		return a.write(w)
+	})
 }
 
 func (s *server) setScript(f func(n int, r *received, w http.ResponseWriter) int) {
@@ -276,8 +352,7 @@ func newOutput(t testing.TB, url, keyFile string, opts ...func(*VMwareTelemetry)
 	o.Log = log
 	// Telegraf injects a collector tagged per plugin instance; without the
 	// tag every test instance would share one set of global counters.
-	instances++
-	o.Statistics = selfstat.NewCollector(map[string]string{"test_instance": strconv.Itoa(instances)})
+	o.Statistics = selfstat.NewCollector(map[string]string{"test_instance": strconv.FormatInt(instances.Add(1), 10)})
 	o.URL = url
 	if keyFile == "" {
 		keyFile = filepath.Join(t.TempDir(), "key")
@@ -291,7 +366,8 @@ func newOutput(t testing.TB, url, keyFile string, opts ...func(*VMwareTelemetry)
 	return o, log
 }
 
-var instances int
+// instances numbers the outputs of tests that may run in parallel.
+var instances atomic.Int64
 
 func start(t testing.TB, o *VMwareTelemetry) {
 	require.NoError(t, o.Init())
@@ -315,6 +391,8 @@ type clock struct {
 	now time.Time
 }
 
+func newClock() *clock { return &clock{now: time.Unix(1800000000, 0)} }
+
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -333,6 +411,30 @@ func withJitter(f float64) func(*VMwareTelemetry) {
 
 func withClock(c *clock) func(*VMwareTelemetry) {
 	return func(o *VMwareTelemetry) { o.now = c.Now }
+}
+
+// withRetryWaits reports each wait for a retry on waits as it begins, so
+// a test acts while the output waits instead of guessing when it does.
+func withRetryWaits(waits chan<- time.Duration) func(*VMwareTelemetry) {
+	return func(o *VMwareTelemetry) {
+		o.sleep = func(ctx context.Context, d time.Duration) bool {
+			waits <- d
+			return sleepContext(ctx, d)
+		}
+	}
+}
+
+// receive waits for a value on ch, failing the test after 10s.
+func receive[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, what+" did not happen in 10s")
+	}
+	var zero T
+	return zero
 }
 
 var gatherTime = time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)

@@ -3,6 +3,7 @@ package vmware_telemetry
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
@@ -74,4 +75,55 @@ func advice(status int) string {
 		return fmt.Sprintf("url is redirected (%d): set url to where it is redirected to", status)
 	}
 	return fmt.Sprintf("the server refused the request (%d): check url, token and the proxy settings against the server", status)
+}
+
+// deliver posts the current chunk and applies the answer: stored, split
+// in halves, dropped as invalid, or failed (retry.go). It returns the
+// write's error when the chunk is kept for a later write.
+func (t *VMwareTelemetry) deliver(b *batch, d *delivery, c chunk, raw, body []byte) error {
+	start := t.now()
+	r := t.post(c, body)
+	elapsed := t.now().Sub(start)
+	switch r.action {
+	case actDone:
+		t.accepted(c, r, len(raw), len(body), elapsed)
+		d.next()
+		return nil
+	case actSplit:
+		if c.n > 1 {
+			t.Log.Infof("Batch %s of %d metrics, %d bytes %s, is too large for the server (413); sending it in halves",
+				c.key, c.n, len(body), t.compressor.Encoding())
+			t.stats.splits.Incr(1)
+			d.split(t.halves(b, c))
+			return nil
+		}
+		// One metric the server finds too large is as invalid as a 422.
+		fallthrough
+	case actDrop:
+		t.rejected(c, r.err)
+		d.next()
+		return nil
+	}
+	return t.failed(d, c, r)
+}
+
+// accepted logs the audit line of a stored chunk and counts it; the
+// backoff starts over.
+func (t *VMwareTelemetry) accepted(c chunk, r response, raw, compressed int, elapsed time.Duration) {
+	dup := ""
+	if r.duplicate {
+		dup = " (duplicate: stored before)"
+		t.stats.duplicates.Incr(1)
+	}
+	t.Log.Infof("Sent batch %s: %d metrics, %d bytes, %d bytes %s, level %s, status %d in %s%s",
+		c.key, c.n, raw, compressed, t.compressor.Encoding(), t.level, r.status, elapsed.Round(time.Millisecond), dup)
+	t.stats.sent(c.n, raw, compressed)
+	t.failures, t.notBefore, t.lastErr = 0, time.Time{}, nil
+}
+
+// rejected drops a chunk the server calls invalid, saying why.
+func (t *VMwareTelemetry) rejected(c chunk, reason error) {
+	t.Log.Errorf("Dropping batch %s of %d metrics: %v. The server calls the batch itself invalid and will not accept it again; "+
+		"check participation_level and dictionary_file against the server", c.key, c.n, reason)
+	t.stats.reject(c.n)
 }

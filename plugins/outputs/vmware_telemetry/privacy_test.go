@@ -159,7 +159,10 @@ func TestPrivacyProperty(t *testing.T) {
 	start(t, enh)
 	identity := map[string]string{telemetry.TagCustomerNumber: "C-0042", telemetry.TagInstallationLabel: "lab-east", telemetry.TagInstallationType: "production"}
 
-	const rounds = 150
+	rounds := 150
+	if testing.Short() {
+		rounds = 30
+	}
 	planted := 0
 	for round := range rounds {
 		in, pii := randomMetrics(g, d, legit)

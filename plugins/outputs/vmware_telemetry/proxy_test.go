@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -33,6 +32,7 @@ func systemProxy(o *VMwareTelemetry) { o.UseSystemProxy = true }
 // The denying tinyproxy proves which way a request went: through it, the
 // request is refused 403 and never reaches the server.
 func TestProxyFromEnvironment(t *testing.T) {
+	requireProxies(t)
 	ip := nonLoopbackIP(t)
 	srv := newServer(t, ip)
 	in := kubeTelemetryMetrics(3, gatherTime)
@@ -85,6 +85,7 @@ func TestProxyFromEnvironment(t *testing.T) {
 // over the environment. Without credentials the proxy answers 407 and the
 // batch stays for a retry instead of being dropped.
 func TestExplicitProxyWithCredentials(t *testing.T) {
+	requireProxies(t)
 	srv := newServer(t, "")
 	in := kubeTelemetryMetrics(3, gatherTime)
 	setProxyEnv(t, "http://"+proxies.deny, "", "")
@@ -96,7 +97,7 @@ func TestExplicitProxyWithCredentials(t *testing.T) {
 	require.NoError(t, o.Write(in))
 	require.Len(t, srv.reqs(), 1)
 
-	clk := &clock{now: time.Unix(1800000000, 0)}
+	clk := newClock()
 	bad, _ := newOutput(t, srv.endpoint(), "", withClock(clk), func(o *VMwareTelemetry) {
 		o.HTTPProxyURL = "http://" + proxies.auth
 	})
@@ -108,6 +109,7 @@ func TestExplicitProxyWithCredentials(t *testing.T) {
 // HTTPS through the proxy (CONNECT): verification is on; with the
 // server's CA configured the batch arrives, without it nothing is sent.
 func TestHTTPSThroughProxy(t *testing.T) {
+	requireProxies(t)
 	ip := nonLoopbackIP(t)
 	srv := newServerTLS(t, ip, true)
 	ca := filepath.Join(t.TempDir(), "ca.pem")

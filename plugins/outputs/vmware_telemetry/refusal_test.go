@@ -43,12 +43,11 @@ func TestStatusActions(t *testing.T) {
 					if tt.status == http.StatusMovedPermanently {
 						w.Header().Set("Location", "https://elsewhere.example.com/")
 					}
-					http.Error(w, "refused by test", tt.status)
-					return tt.status
+					return answer{status: tt.status, body: "refused by test"}.write(w)
 				}
 				return 0
 			})
-			clk := &clock{now: time.Unix(1800000000, 0)}
+			clk := newClock()
 			o, log := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex), withClock(clk), withJitter(0), func(o *VMwareTelemetry) {
 				o.RetryWithinWrite = config.Duration(time.Minute) // no in-write retry for a refusal
 			})
@@ -78,11 +77,7 @@ func TestStatusActions(t *testing.T) {
 
 			// Fixed (here: the server takes it now): the same batch, same key.
 			clk.Add(2 * time.Second)
-			require.NoError(t, o.Write(in))
-			reqs := srv.reqs()
-			require.Len(t, reqs, 2)
-			require.Equal(t, keys(reqs)[0], keys(reqs)[1])
-			requireStoredOnce(t, srv, in)
+			requireResentOnce(t, o, srv, in)
 		})
 	}
 }
@@ -93,12 +88,11 @@ func TestRefusedTokenBacksOff(t *testing.T) {
 	srv := newServer(t, "")
 	srv.setScript(func(_ int, r *received, w http.ResponseWriter) int {
 		if r.header.Get("Authorization") != "Bearer right" {
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return http.StatusUnauthorized
+			return answer{status: http.StatusUnauthorized, body: "unauthorized"}.write(w)
 		}
 		return 0
 	})
-	clk := &clock{now: time.Unix(1800000000, 0)}
+	clk := newClock()
 	o, log := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex), withClock(clk), withJitter(0), func(o *VMwareTelemetry) {
 		o.Token = secret("wrong")
 	})
@@ -125,14 +119,11 @@ func TestRefusedTokenBacksOff(t *testing.T) {
 // retry faster than the backoff, and a write makes at most
 // max_attempts_per_write attempts.
 func TestRetryAfterZeroWaitsTheBackoff(t *testing.T) {
+	t.Parallel() // waits in real time
 	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			srv := newServer(t, "")
-			srv.setScript(func(_ int, _ *received, w http.ResponseWriter) int {
-				w.Header().Set("Retry-After", "0")
-				w.WriteHeader(status)
-				return status
-			})
+			srv.refuseFirst(-1, answer{status: status, retryAfter: "0"})
 			o, _ := newOutput(t, srv.endpoint(), writeKey(t, testKeyHex), func(o *VMwareTelemetry) {
 				o.RetryInitial = config.Duration(100 * time.Millisecond)
 				o.RetryWithinWrite = config.Duration(time.Minute)
@@ -162,12 +153,9 @@ func TestRetryAfterZeroWaitsTheBackoff(t *testing.T) {
 // longer than shutdownGrace.
 func TestInterruptEndsRetryWait(t *testing.T) {
 	srv := newServer(t, "")
-	srv.setScript(func(_ int, _ *received, w http.ResponseWriter) int {
-		w.Header().Set("Retry-After", "30")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return http.StatusServiceUnavailable
-	})
-	o, _ := newOutput(t, srv.endpoint(), "", func(o *VMwareTelemetry) {
+	srv.refuseFirst(-1, answer{status: http.StatusServiceUnavailable, retryAfter: "30"})
+	waits := make(chan time.Duration, 1)
+	o, _ := newOutput(t, srv.endpoint(), "", withRetryWaits(waits), func(o *VMwareTelemetry) {
 		o.RetryWithinWrite = config.Duration(time.Hour)
 		o.MaxAttemptsPerWrite = 10
 	})
@@ -175,7 +163,7 @@ func TestInterruptEndsRetryWait(t *testing.T) {
 	in := kubeTelemetryMetrics(2, gatherTime)
 	done := make(chan error)
 	go func() { done <- o.Write(in) }()
-	require.Eventually(t, func() bool { return len(srv.reqs()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	receive(t, waits, "the wait for a retry")
 	interrupted := time.Now()
 	o.Interrupt()
 	select {
@@ -194,15 +182,13 @@ func TestInterruptEndsRetryWait(t *testing.T) {
 // shutdownGrace and sends: a memory-buffered batch is not lost at exit
 // because the server failed a moment before the stop.
 func TestLastFlushWaitsShortBackoff(t *testing.T) {
+	t.Parallel() // waits in real time
 	srv := newServer(t, "")
 	srv.setScript(func(n int, _ *received, w http.ResponseWriter) int {
 		if n == 0 {
-			w.Header().Set("Retry-After", "0")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return http.StatusServiceUnavailable
+			return answer{status: http.StatusServiceUnavailable, retryAfter: "0"}.write(w)
 		}
-		w.WriteHeader(http.StatusCreated)
-		return http.StatusCreated
+		return answer{status: http.StatusCreated}.write(w)
 	})
 	o, _ := newOutput(t, srv.endpoint(), "", func(o *VMwareTelemetry) {
 		o.RetryInitial = config.Duration(300 * time.Millisecond)
@@ -223,23 +209,19 @@ func TestLastFlushWaitsShortBackoff(t *testing.T) {
 
 // A request hanging when the agent stops gets shutdownGrace, then ends.
 func TestInterruptBoundsRequestInFlight(t *testing.T) {
+	t.Parallel() // waits in real time
 	srv := newServer(t, "")
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	srv.setScript(func(_ int, _ *received, w http.ResponseWriter) int {
 		<-release
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return http.StatusServiceUnavailable
+		return answer{status: http.StatusServiceUnavailable}.write(w)
 	})
 	o, _ := newOutput(t, srv.endpoint(), "")
 	start(t, o)
 	done := make(chan error)
 	go func() { done <- o.Write(kubeTelemetryMetrics(2, gatherTime)) }()
-	require.Eventually(t, func() bool {
-		srv.mu.Lock()
-		defer srv.mu.Unlock()
-		return srv.arrived == 1
-	}, 10*time.Second, 10*time.Millisecond)
+	srv.waitArrived(1)
 	interrupted := time.Now()
 	o.Interrupt()
 	select {
@@ -338,6 +320,7 @@ func TestCredentialsRedacted(t *testing.T) {
 	})
 
 	t.Run("proxy refusing the credentials", func(t *testing.T) {
+		requireProxies(t)
 		o, log := newOutput(t, srv.endpoint()+"?k="+querySecret, "", func(o *VMwareTelemetry) {
 			o.HTTPProxyURL = "http://agent:" + password + "@" + proxies.auth
 		})

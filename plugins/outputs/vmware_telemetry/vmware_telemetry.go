@@ -85,10 +85,9 @@ type VMwareTelemetry struct {
 	preview    io.WriteCloser
 
 	batch   batch
-	body    []byte
+	body    []byte // compressed body, reused
 	pending []pendingChunk
-	// Compression seen so far, to size chunks.
-	seenRaw, seenCompressed int64
+	seen    ratio // compression so far, to size chunks
 
 	// Backoff state across writes.
 	failures  int
@@ -378,15 +377,9 @@ func (t *VMwareTelemetry) Write(metrics []telegraf.Metric) error {
 	t.prepare(b, metrics)
 	chunks := t.plan(b)
 
-	if t.Preview {
-		if err := t.send(b, chunks); err != nil {
-			return err
-		}
-		t.done(b)
-		return nil
-	}
+	// Backing off: no connection until the wait is over. (In preview
+	// mode nothing fails, so there is never a wait.)
 	if wait := t.notBefore.Sub(t.now()); wait > 0 && !t.lastFlushWaits(wait) {
-		// Backing off: no connection until the wait is over.
 		return fmt.Errorf("backing off until %s after %d failed attempts: %w",
 			t.notBefore.Format(time.RFC3339), t.failures, t.lastErr)
 	}
@@ -395,26 +388,6 @@ func (t *VMwareTelemetry) Write(metrics []telegraf.Metric) error {
 	}
 	t.done(b)
 	return nil
-}
-
-// lastFlushWaits lets the agent's last flush, once it is stopping, wait
-// out a backoff shorter than shutdownGrace instead of giving up: with
-// Telegraf's memory buffer the batch would otherwise be lost at exit. The
-// wait still ends when the grace does.
-func (t *VMwareTelemetry) lastFlushWaits(wait time.Duration) bool {
-	stopping := t.ctx != nil && t.ctx.Err() != nil
-	return stopping && wait < shutdownGrace && t.sleep(t.reqCtx, wait)
-}
-
-func sleepContext(ctx context.Context, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func init() {
