@@ -98,12 +98,12 @@ func wire(t *testing.T, pol *telemetry.Policy, p position, m telegraf.Metric) ([
 // dictionary at standard.
 type listener struct {
 	dict *telemetry.Dictionary
-	dec  *telemetry.StreamDecoder
+	dec  *telemetry.Decoder
 }
 
 func newListener(t *testing.T, d *telemetry.Dictionary) *listener {
 	t.Helper()
-	dec, err := telemetry.NewStreamDecoder(1<<20, 64<<10)
+	dec, err := telemetry.NewDecoder(1<<20, 64<<10)
 	require.NoError(t, err)
 	return &listener{dict: d, dec: dec}
 }

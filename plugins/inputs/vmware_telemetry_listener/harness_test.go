@@ -173,7 +173,7 @@ func (s *testServer) do(p post) (*http.Response, string) {
 	require.NoError(s.t, err)
 	if p.ctype != "-" {
 		if p.ctype == "" {
-			p.ctype = contentTypeLineProtocol
+			p.ctype = telemetry.ContentType
 			if p.path == s.l.EventsPath {
 				p.ctype = "application/json"
 			}
@@ -187,10 +187,10 @@ func (s *testServer) do(p post) (*http.Response, string) {
 		if p.level == "" {
 			p.level = "standard"
 		}
-		req.Header.Set(headerLevel, p.level)
+		req.Header.Set(telemetry.HeaderLevel, p.level)
 	}
 	if p.key != "" {
-		req.Header.Set(headerIdempotencyKey, p.key)
+		req.Header.Set(telemetry.HeaderIdempotencyKey, p.key)
 	}
 	if p.token != "-" {
 		req.Header.Set("Authorization", "Bearer "+p.token)

@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
 func tokens(values ...string) []config.Secret {
@@ -185,10 +187,10 @@ func TestBadInputs(t *testing.T) {
 		{"missing collector", post{query: "_i=x", body: valid}, http.StatusBadRequest, "_c"},
 		{"missing instance", post{query: "_c=x", body: valid}, http.StatusBadRequest, "_i"},
 		{"bad instance", post{query: "_c=x&_i=a%20b", body: valid}, http.StatusBadRequest, "_i"},
-		{"missing level", post{body: valid, level: "-"}, http.StatusBadRequest, headerLevel},
+		{"missing level", post{body: valid, level: "-"}, http.StatusBadRequest, telemetry.HeaderLevel},
 		{"unknown level", post{body: valid, level: "maximal"}, http.StatusBadRequest, "maximal"},
 		{"level none", post{body: valid, level: "none"}, http.StatusUnprocessableEntity, "none"},
-		{"bad idempotency key", post{body: valid, key: "has space"}, http.StatusBadRequest, headerIdempotencyKey},
+		{"bad idempotency key", post{body: valid, key: "has space"}, http.StatusBadRequest, telemetry.HeaderIdempotencyKey},
 		{"missing content type", post{body: valid, ctype: "-"}, http.StatusUnsupportedMediaType, "Content-Type"},
 		{"json content type", post{body: valid, ctype: "application/json"}, http.StatusUnsupportedMediaType, "application/json"},
 		{"latin1 charset", post{body: valid, ctype: "text/plain; charset=iso-8859-1"}, http.StatusUnsupportedMediaType, "charset"},
@@ -216,7 +218,7 @@ func TestBadInputs(t *testing.T) {
 			http.StatusUnprocessableEntity, `tag "hostname"`},
 		{"host tag is never sent", post{body: []byte("kube_telemetry_nodes,host=agent-pod-1 total=1i\n")},
 			http.StatusUnprocessableEntity, `tag "host"`},
-		{"events: json content type required", post{path: defaultEventsPath, body: []byte(`{"type":"a"}`), ctype: contentTypeLineProtocol},
+		{"events: json content type required", post{path: defaultEventsPath, body: []byte(`{"type":"a"}`), ctype: telemetry.ContentType},
 			http.StatusUnsupportedMediaType, "application/json"},
 		{"events: bad document", post{path: defaultEventsPath, body: []byte(`{"type":"a","extra":1}`)}, http.StatusBadRequest, "extra"},
 	}
@@ -307,12 +309,12 @@ func TestReplayedBatchStoredOnce(t *testing.T) {
 
 	resp, msg := ts.do(post{body: body, encoding: "zstd", key: "b-1"})
 	require.Equal(t, http.StatusCreated, resp.StatusCode, msg)
-	require.Empty(t, resp.Header.Get(headerDuplicate))
+	require.Empty(t, resp.Header.Get(telemetry.HeaderDuplicate))
 
 	for i := 0; i < 3; i++ {
 		resp, msg = ts.do(post{body: body, encoding: "zstd", key: "b-1"})
 		require.Equal(t, http.StatusOK, resp.StatusCode, msg)
-		require.Equal(t, "true", resp.Header.Get(headerDuplicate))
+		require.Equal(t, "true", resp.Header.Get(telemetry.HeaderDuplicate))
 	}
 	require.Equal(t, 4, ts.pipe.stored("kube_telemetry_nodes"))
 
@@ -448,7 +450,7 @@ func TestDedupSurvivesRestart(t *testing.T) {
 	second := startListener(t, func(l *Listener) { l.DedupFile = path })
 	resp, msg = second.do(post{body: body, encoding: "zstd", key: "across-restart"})
 	require.Equal(t, http.StatusOK, resp.StatusCode, msg)
-	require.Equal(t, "true", resp.Header.Get(headerDuplicate))
+	require.Equal(t, "true", resp.Header.Get(telemetry.HeaderDuplicate))
 	require.Zero(t, second.pipe.stored("kube_telemetry_nodes"))
 
 	resp, msg = second.do(post{body: body, encoding: "zstd", key: "new-one"})
@@ -491,13 +493,13 @@ func TestStopAnswersWaitingRequests(t *testing.T) {
 	<-stopped
 
 	// Closed for new requests.
-	_, err := http.Post(ts.url+ts.l.Path, contentTypeLineProtocol, nil)
+	_, err := http.Post(ts.url+ts.l.Path, telemetry.ContentType, nil)
 	require.Error(t, err)
 
 	again := startListener(t, func(l *Listener) { l.DedupFile = path })
 	resp, msg := again.do(post{body: body, encoding: "zstd", key: "in-flight"})
 	require.Equal(t, http.StatusOK, resp.StatusCode, msg)
-	require.Equal(t, "true", resp.Header.Get(headerDuplicate))
+	require.Equal(t, "true", resp.Header.Get(telemetry.HeaderDuplicate))
 }
 
 func TestEvents(t *testing.T) {

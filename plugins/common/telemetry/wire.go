@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -45,6 +47,15 @@ const (
 	EncodingGzip     = "gzip"
 	EncodingIdentity = "identity"
 )
+
+// ErrUnsupportedEncoding: a Content-Encoding other than ours (415).
+var ErrUnsupportedEncoding = errors.New("unsupported content encoding")
+
+// unsupportedEncoding is the error for a Content-Encoding ParseEncoding
+// refuses; it names the ones to use.
+func unsupportedEncoding(encoding string) error {
+	return fmt.Errorf("content encoding %q: %w; use %q, %q or %q", encoding, ErrUnsupportedEncoding, EncodingZstd, EncodingGzip, EncodingIdentity)
+}
 
 // ParseEncoding normalises a Content-Encoding value ("" means identity) and
 // reports whether it is one of ours.
