@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,8 +328,14 @@ func TestReplayedBatchStoredOnce(t *testing.T) {
 }
 
 func TestConcurrentRetriesWhileInFlightStoredOnce(t *testing.T) {
-	ts := startListener(t, nil)
-	ts.pipe.hold() // the first attempt waits for the outputs
+	// Every request reads the clock once, when its headers are parsed,
+	// just before it claims the key or waits for it.
+	var arrived atomic.Int32
+	ts := startListener(t, func(l *Listener) {
+		l.now = func() time.Time { arrived.Add(1); return time.Now() }
+	})
+	arrived.Store(0) // Start read it too
+	ts.pipe.hold()   // the first attempt waits for the outputs
 	body := zstdBytes(t, validBatch(2))
 
 	codes := make(chan int, 10)
@@ -342,8 +349,7 @@ func TestConcurrentRetriesWhileInFlightStoredOnce(t *testing.T) {
 		}()
 	}
 	// All ten are in: one holds the key, nine wait for it.
-	require.Eventually(t, func() bool { return ts.l.tracker.undelivered() == 1 }, 5*time.Second, 5*time.Millisecond)
-	time.Sleep(100 * time.Millisecond)
+	require.Eventually(t, func() bool { return ts.l.tracker.undelivered() == 1 && arrived.Load() == 10 }, 5*time.Second, 5*time.Millisecond)
 	ts.pipe.release()
 	wg.Wait()
 	close(codes)
