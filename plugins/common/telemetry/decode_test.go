@@ -146,19 +146,19 @@ func TestNewDecoderLimits(t *testing.T) {
 // A bomb of zeros costs the decoder a few megabytes whatever it expands
 // to: it never holds the decompressed body. A bomb of valid lines costs
 // the metrics parsed until the limit is met: what a legitimate body of
-// that size costs. Under -short the bombs expand to 64 MiB instead of
+// that size costs. Under -short the bombs expand to 16 MiB instead of
 // 1 GiB; the decoder reads no further than the limit either way.
 func TestDecodeBombBoundedMemory(t *testing.T) {
 	const limit = 8 << 20
 	dec, err := NewDecoder(limit, 64<<10)
 	require.NoError(t, err)
-	chunks := 16
+	chunkSize, chunks := 64<<20, 16
 	if testing.Short() {
-		chunks = 1
+		chunkSize, chunks = 16<<20, 1
 	}
 
-	chunk := make([]byte, 64<<20)
-	lineChunk := bytes.Repeat([]byte("kube_telemetry_pods,cluster_uid=0123456789abcdef total=1i 1\n"), (64<<20)/68)
+	chunk := make([]byte, chunkSize)
+	lineChunk := bytes.Repeat([]byte("kube_telemetry_pods,cluster_uid=0123456789abcdef total=1i 1\n"), chunkSize/68)
 	var zeroZ, linesZ, zeroG bytes.Buffer
 	for _, c := range []struct {
 		buf  *bytes.Buffer

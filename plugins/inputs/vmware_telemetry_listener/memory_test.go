@@ -19,6 +19,9 @@ import (
 // tracking wrapped them, against metricCost, which max_undelivered_bytes
 // counts: the estimate must not be short for any shape a client can send.
 func TestMetricCostIsAnUpperBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures the heap over 16,000 decoded metrics; runs without -short")
+	}
 	w, err := newWire("", 64<<20, 64<<10)
 	require.NoError(t, err)
 	manyTags := make([]string, 0, 200)
