@@ -2,7 +2,7 @@
 // (the agent side) and inputs.vmware_telemetry_listener (the server side):
 // the data dictionary and participation levels, the keyed pseudonymizer, the
 // header and query names with their status semantics, and the line protocol
-// codec with its compression.
+// encoder, compressor and decoder.
 //
 // The data dictionary decides what may leave an installation. It is written
 // once, in data-dictionary.toml beside this file (embedded as the default),
