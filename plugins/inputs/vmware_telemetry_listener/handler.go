@@ -242,7 +242,7 @@ func (l *Listener) readMetrics(w http.ResponseWriter, r *http.Request, req *requ
 	defer func() { cost = admit.reserved }()
 	switch req.endpoint {
 	case endpointEvents:
-		src, closeFn, err := l.wire.batches.Open(body.reader(), req.encoding)
+		src, closeFn, err := l.wire.decoder.Open(body.reader(), req.encoding)
 		if err != nil {
 			return nil, 0, decodeError(err)
 		}

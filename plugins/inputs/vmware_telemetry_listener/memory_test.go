@@ -57,12 +57,12 @@ func TestMetricCostIsAnUpperBound(t *testing.T) {
 
 			// Once first, so the pools hold their decoder and buffers:
 			// what is measured is the metrics alone.
-			metrics, _, err := w.batches.DecodeFunc(bytes.NewReader(body), "zstd", time.Now(), nil)
+			metrics, _, err := w.decoder.DecodeFunc(bytes.NewReader(body), "zstd", time.Now(), nil)
 			require.NoError(t, err)
 			metrics = nil
 			before := liveHeap()
 			var estimate int64
-			metrics, _, err = w.batches.DecodeFunc(bytes.NewReader(body), "zstd", time.Now(), func(m telegraf.Metric) error {
+			metrics, _, err = w.decoder.DecodeFunc(bytes.NewReader(body), "zstd", time.Now(), func(m telegraf.Metric) error {
 				estimate += metricCost(m)
 				return nil
 			})

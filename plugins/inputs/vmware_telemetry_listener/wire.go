@@ -21,7 +21,7 @@ type wire struct {
 	checkers sync.Pool
 	// batches and events: decompressed and parsed as a stream, never
 	// holding the decompressed body, so a bomb costs a few megabytes
-	batches *telemetry.Decoder
+	decoder *telemetry.Decoder
 }
 
 func newWire(dictionaryFile string, maxDecompressed, maxLine int64) (*wire, error) {
@@ -29,11 +29,11 @@ func newWire(dictionaryFile string, maxDecompressed, maxLine int64) (*wire, erro
 	if err != nil {
 		return nil, fmt.Errorf("dictionary_file %q: %w", dictionaryFile, err)
 	}
-	batches, err := telemetry.NewDecoder(maxDecompressed, maxLine)
+	decoder, err := telemetry.NewDecoder(maxDecompressed, maxLine)
 	if err != nil {
 		return nil, err
 	}
-	return &wire{dict: dict, batches: batches}, nil
+	return &wire{dict: dict, decoder: decoder}, nil
 }
 
 // level parses the level header. Nothing is ever sent at level none, so a
@@ -67,7 +67,7 @@ func (*wire) encoding(header string) (string, error) {
 // dictionary at level: one metric not allowed refuses the whole batch.
 // size is the decompressed size, for the statistics.
 func (w *wire) decode(body io.Reader, encoding string, level telemetry.Level, now time.Time, admit func(telegraf.Metric) error) (metrics []telegraf.Metric, size int64, err error) {
-	metrics, size, err = w.batches.DecodeFunc(body, encoding, now, admit)
+	metrics, size, err = w.decoder.DecodeFunc(body, encoding, now, admit)
 	if err != nil {
 		return nil, size, decodeError(err)
 	}
