@@ -322,10 +322,9 @@ func readRaw(t *testing.T, path string) []telegraf.Metric {
 	require.NoError(t, err)
 	// The file output may be writing a line right now: whole lines only.
 	data = data[:bytes.LastIndexByte(data, '\n')+1]
-	dec, err := telemetry.NewDecoder(1<<30, 0)
+	dec, err := telemetry.NewDecoder(1<<30, 1<<20)
 	require.NoError(t, err)
-	defer dec.Close()
-	ms, err := dec.Parse(data, time.Now())
+	ms, _, err := dec.Decode(data, telemetry.EncodingIdentity, time.Now())
 	require.NoError(t, err)
 	return ms
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,7 +47,7 @@ func newTelemetryServer(t *testing.T) *telemetryServer {
 	require.NoError(t, err)
 	s := &telemetryServer{t: t, dec: dec, failing: true, stored: map[string][]string{}, stores: map[string]int{}}
 	s.Server = httptest.NewServer(s)
-	t.Cleanup(func() { s.Close(); dec.Close() })
+	t.Cleanup(s.Close)
 	return s
 }
 
@@ -72,7 +73,12 @@ func (s *telemetryServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(telemetry.HeaderDuplicate, "true")
 		req.status = http.StatusOK
 	default:
-		raw, err := s.dec.Decompress(body, r.Header.Get("Content-Encoding"))
+		decompressed, closeDec, err := s.dec.Open(bytes.NewReader(body), r.Header.Get("Content-Encoding"))
+		var raw []byte
+		if err == nil {
+			raw, err = io.ReadAll(decompressed)
+			closeDec()
+		}
 		if err != nil {
 			s.t.Errorf("undecodable batch: %v", err)
 			req.status = http.StatusBadRequest

@@ -14,9 +14,8 @@ import (
 func TestPayloadPassesTheDictionary(t *testing.T) {
 	dec, err := telemetry.NewDecoder(64<<20, 1<<20)
 	require.NoError(t, err)
-	defer dec.Close()
 	for _, seed := range []int{0, 1, 7, 1 << 20} {
-		metrics, err := dec.Parse(payload(seed, 500), time.Now())
+		metrics, _, err := dec.Decode(payload(seed, 500), telemetry.EncodingIdentity, time.Now())
 		require.NoError(t, err)
 		require.Len(t, metrics, 500)
 		require.NoError(t, telemetry.DefaultDictionary().NewBatchChecker().Check(metrics, telemetry.LevelStandard))

@@ -17,7 +17,7 @@ func TestBodiesAreWhatTheySay(t *testing.T) {
 	sz := sizes["small"]
 	b := newBombs(sz)
 	dict := telemetry.DefaultDictionary()
-	dec, err := telemetry.NewStreamDecoder(int64(sz.maxDecompressed), 64<<10)
+	dec, err := telemetry.NewDecoder(int64(sz.maxDecompressed), 64<<10)
 	require.NoError(t, err)
 	decode := func(body []byte, enc string) []telegraf.Metric {
 		metrics, n, err := dec.DecodeFunc(bytes.NewReader(body), enc, time.Now(), nil)

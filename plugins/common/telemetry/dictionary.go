@@ -2,7 +2,7 @@
 // (the agent side) and inputs.vmware_telemetry_listener (the server side):
 // the data dictionary and participation levels, the keyed pseudonymizer, the
 // header and query names with their status semantics, and the line protocol
-// codec with its compression.
+// encoder, compressor and decoder.
 //
 // The data dictionary decides what may leave an installation. It is written
 // once, in data-dictionary.toml beside this file (embedded as the default),
@@ -25,7 +25,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -93,75 +92,6 @@ type Entry struct {
 	nMatched atomic.Int32
 }
 
-const maxMatchCache = 4096
-
-// Constrained reports whether the entry limits the values it sends.
-func (e *Entry) Constrained() bool {
-	return e.re != nil || e.values != nil || e.scheme != nil
-}
-
-// Scheme returns the entry's version scheme, nil without one.
-func (e *Entry) Scheme() *VersionScheme { return e.scheme }
-
-// keep returns what is sent of a kept string value: the value itself when
-// its values, pattern or version scheme allow it, the version scheme's
-// reduction of it (core and Other), else OtherValue; OtherValue stays
-// itself. A value a pattern or scheme lets through must not embed an
-// identifier either (see embedsIdentifier). A tag value must also be one
-// line protocol can carry (printable UTF-8, no trailing backslash), so the
-// encoder need not check views again.
-func (e *Entry) keep(v string) string {
-	if v == OtherValue {
-		return v
-	}
-	if e.values != nil {
-		if _, ok := e.values[v]; ok { // listed values were checked when parsed
-			return v
-		}
-		if e.scheme == nil {
-			return OtherValue
-		}
-	}
-	if e.re == nil && e.scheme == nil && !e.isTag {
-		return v
-	}
-	if out, hit := e.matched.Load(v); hit {
-		return out.(string)
-	}
-	out, screen := v, e.re != nil
-	switch {
-	case e.scheme != nil:
-		var vendor bool
-		out, vendor = e.scheme.keep(v)
-		// A core followed by a distribution's token is that
-		// distribution's release, even where its numbers look like an
-		// address (Azure Linux's kernel 6.6.130.1-3.azl3); a bare core
-		// could be anything a customer typed.
-		screen = !vendor
-	case e.re != nil && !e.re.MatchString(v):
-		out = OtherValue
-	}
-	if out != OtherValue && ((screen && embedsIdentifier(out)) || (e.isTag && !validTagValue(out))) {
-		out = OtherValue
-	}
-	// Values longer than any version are not remembered: the listener
-	// must not keep what a client chose.
-	if len(v) <= 2*maxVersionLen && e.nMatched.Add(1) <= maxMatchCache {
-		e.matched.Store(v, out)
-	}
-	return out
-}
-
-// allows reports whether a kept string value may be sent as it is: exactly
-// the values keep leaves unchanged, so the listener accepts what the agent
-// sends and nothing else.
-func (e *Entry) allows(v string) bool { return e.keep(v) == v }
-
-// validTagValue: what lineprotocol.Encoder accepts as a tag value.
-func validTagValue(s string) bool {
-	return utf8.ValidString(s) && validKey(s)
-}
-
 // Measurement is one measurement of the dictionary.
 type Measurement struct {
 	Meaning string            `toml:"meaning"`
@@ -213,12 +143,12 @@ func (d *Dictionary) CommonTagKeys() []string { return d.commonOrder }
 // MeasurementNames returns the measurement names in dictionary order.
 func (d *Dictionary) MeasurementNames() []string { return d.measurementOrder }
 
-// IdentityTags returns the keys of class identity, sorted.
-func (d *Dictionary) IdentityTags() []string { return d.identityOrder }
+// identityTags returns the keys of class identity, sorted.
+func (d *Dictionary) identityTags() []string { return d.identityOrder }
 
-// Tag returns the entry of a tag of a measurement: its own, else a common
+// tag returns the entry of a tag of a measurement: its own, else a common
 // one; nil when neither lists it.
-func (d *Dictionary) Tag(measurement, key string) *Entry {
+func (d *Dictionary) tag(measurement, key string) *Entry {
 	m := d.Measurements[measurement]
 	if m == nil {
 		return nil
@@ -226,8 +156,8 @@ func (d *Dictionary) Tag(measurement, key string) *Entry {
 	return m.allTags[key]
 }
 
-// Field returns the entry of a field of a measurement, nil if not listed.
-func (d *Dictionary) Field(measurement, key string) *Entry {
+// field returns the entry of a field of a measurement, nil if not listed.
+func (d *Dictionary) field(measurement, key string) *Entry {
 	m := d.Measurements[measurement]
 	if m == nil {
 		return nil
@@ -477,54 +407,12 @@ func (e *Entry) prepare(isTag, common bool, schemes map[string]*VersionScheme) e
 	return nil
 }
 
-// Level is a participation level.
-type Level string
-
-const (
-	// LevelNone forwards nothing and opens no connection.
-	LevelNone Level = "none"
-	// LevelStandard forwards what the dictionary allows, pseudonymized,
-	// without customer identity.
-	LevelStandard Level = "standard"
-	// LevelEnhanced adds the customer identity tags to standard.
-	LevelEnhanced Level = "enhanced"
-)
-
-// Levels lists the participation levels in increasing order of disclosure.
-var Levels = []Level{LevelNone, LevelStandard, LevelEnhanced}
-
-// ParseLevel parses a participation level; the error names the allowed values.
-func ParseLevel(s string) (Level, error) {
-	switch l := Level(s); l {
-	case LevelNone, LevelStandard, LevelEnhanced:
-		return l, nil
-	}
-	return "", fmt.Errorf("participation level %q unknown; use %q, %q or %q", s, LevelNone, LevelStandard, LevelEnhanced)
-}
-
 func validKey(s string) bool {
 	if s == "" || strings.HasSuffix(s, `\`) {
 		return false
 	}
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// validToken: 1-max of letters, digits, '.', '_', '-' or ':'; the shape of
-// ids in the query and headers.
-func validToken(s string, maxLen int) bool {
-	if s == "" || len(s) > maxLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-', c == ':':
-		default:
 			return false
 		}
 	}

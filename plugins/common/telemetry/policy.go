@@ -65,8 +65,8 @@ type View struct {
 	Time   time.Time
 }
 
-// Metric builds a telegraf.Metric from the view.
-func (v *View) Metric() telegraf.Metric {
+// toMetric builds a telegraf.Metric from the view.
+func (v *View) toMetric() telegraf.Metric {
 	tags := make(map[string]string, len(v.Tags))
 	for _, t := range v.Tags {
 		tags[t.Key] = t.Value
@@ -79,8 +79,9 @@ func (v *View) Metric() telegraf.Metric {
 }
 
 // Policy applies one participation level of a dictionary: what the output
-// runs on every metric before encoding. Not safe for concurrent use (it
-// shares the pseudonymizer, which is, but View slices are the caller's).
+// runs on every metric before encoding. It is read-only once made, and its
+// pseudonymizer and the dictionary's caches are safe for concurrent use,
+// so one policy serves any number of goroutines, each with its own View.
 type Policy struct {
 	dict     *Dictionary
 	level    Level
@@ -134,12 +135,6 @@ func NewPolicy(d *Dictionary, level Level, ps *Pseudonymizer, id Identity) (*Pol
 func validIdentityValue(s string) bool {
 	return len(s) <= 256 && utf8.ValidString(s) && validKey(s)
 }
-
-// Level returns the policy's level.
-func (p *Policy) Level() Level { return p.level }
-
-// Dictionary returns the policy's dictionary.
-func (p *Policy) Dictionary() *Dictionary { return p.dict }
 
 // View fills v with what leaves of m and says whether anything does.
 // Fail closed: tags and fields the dictionary does not list are left out,
@@ -220,7 +215,7 @@ func (p *Policy) Apply(m telegraf.Metric) (telegraf.Metric, Verdict) {
 	if verdict := p.View(m, &v); verdict != Sent {
 		return nil, verdict
 	}
-	return v.Metric(), Sent
+	return v.toMetric(), Sent
 }
 
 func typeMatches(typ string, v any) bool {
@@ -237,67 +232,24 @@ func typeMatches(typ string, v any) bool {
 	return false
 }
 
-// Check verifies that a received metric is one the dictionary allows at the
-// level, as a policy of this dictionary would have produced it: a listed
-// measurement, only listed tags and fields of their class and type,
-// pseudonyms where values are pseudonymized, identity tags only at enhanced.
-// The error wraps ErrNotAllowed and names the measurement and key.
-func (d *Dictionary) Check(m telegraf.Metric, level Level) error {
-	name := m.Name()
-	if level != LevelStandard && level != LevelEnhanced {
-		if level == LevelNone {
-			return fmt.Errorf("measurement %q at level none: nothing is sent at that level: %w", name, ErrNotAllowed)
-		}
-		return fmt.Errorf("measurement %q: level %q unknown: %w", name, level, ErrNotAllowed)
-	}
-	meas := d.Measurements[name]
-	if meas == nil {
-		return fmt.Errorf("measurement %q not in dictionary version %s: %w", name, d.Version, ErrNotAllowed)
-	}
-	for _, t := range m.TagList() {
-		e := meas.allTags[t.Key]
-		if err := checkValue(e, level, t.Value); err != nil {
-			return fmt.Errorf("measurement %q tag %q: %w: %w", name, t.Key, err, ErrNotAllowed)
-		}
-	}
-	n := 0
-	for _, f := range m.FieldList() {
-		e := meas.Fields[f.Key]
-		if e != nil && !typeMatches(e.Type, f.Value) {
-			return fmt.Errorf("measurement %q field %q: value of type %T where the dictionary says %s: %w", name, f.Key, f.Value, e.Type, ErrNotAllowed)
-		}
-		if err := checkValue(e, level, f.Value); err != nil {
-			return fmt.Errorf("measurement %q field %q: %w: %w", name, f.Key, err, ErrNotAllowed)
-		}
-		n++
-	}
-	if n == 0 {
-		return fmt.Errorf("measurement %q has no fields: %w", name, ErrNotAllowed)
-	}
-	return nil
-}
+// Level is a participation level.
+type Level string
 
-func checkValue(e *Entry, level Level, v any) error {
-	if e == nil {
-		return errors.New("not listed")
+const (
+	// LevelNone forwards nothing and opens no connection.
+	LevelNone Level = "none"
+	// LevelStandard forwards what the dictionary allows, pseudonymized,
+	// without customer identity.
+	LevelStandard Level = "standard"
+	// LevelEnhanced adds the customer identity tags to standard.
+	LevelEnhanced Level = "enhanced"
+)
+
+// ParseLevel parses a participation level; the error names the allowed values.
+func ParseLevel(s string) (Level, error) {
+	switch l := Level(s); l {
+	case LevelNone, LevelStandard, LevelEnhanced:
+		return l, nil
 	}
-	switch e.Class {
-	case ClassDrop:
-		return errors.New("class drop is never sent")
-	case ClassIdentity:
-		if level != LevelEnhanced {
-			return fmt.Errorf("identity is sent at level %s only, not %s", LevelEnhanced, level)
-		}
-	case ClassPseudonymize:
-		if s, _ := v.(string); !IsPseudonym(s) {
-			return errors.New("value is not a pseudonym")
-		}
-	case ClassKeep:
-		if s, ok := v.(string); ok && !e.allows(s) {
-			// The value itself stays out of the message: it may be what
-			// should not have been sent.
-			return errors.New("value outside the listed values, pattern or version scheme")
-		}
-	}
-	return nil
+	return "", fmt.Errorf("participation level %q unknown; use %q, %q or %q", s, LevelNone, LevelStandard, LevelEnhanced)
 }

@@ -1,8 +1,8 @@
 package telemetry
 
 import (
-	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,46 +153,27 @@ func TestNewPolicyErrors(t *testing.T) {
 	require.ErrorContains(t, err, `does not list "customer_number" as an identity tag`)
 }
 
-func TestDictionaryCheck(t *testing.T) {
-	d := DefaultDictionary()
-	pseudo := testPseudonymizer(t).Pseudonym("node", "n1")
-	pods := func(tags map[string]string, fields map[string]any) telegraf.Metric {
-		if fields == nil {
-			fields = map[string]any{"total": int64(1)}
-		}
-		return metric.New("kube_telemetry_pods", tags, fields, ts)
-	}
-	tests := []struct {
-		name  string
-		m     telegraf.Metric
-		level Level
-		want  string // "" allowed
-	}{
-		{"plain", pods(map[string]string{"cluster_uid": pseudo}, nil), LevelStandard, ""},
-		{"other accepted", metric.New("kube_telemetry_node_role", map[string]string{"role": OtherValue}, map[string]any{"nodes": int64(1)}, ts), LevelStandard, ""},
-		{"identity at enhanced", pods(map[string]string{TagCustomerNumber: "C-1"}, nil), LevelEnhanced, ""},
-		{"level none", pods(nil, nil), LevelNone, "nothing is sent at that level"},
-		{"level unknown", pods(nil, nil), "full", `level "full" unknown`},
-		{"identity at standard", pods(map[string]string{TagCustomerNumber: "C-1"}, nil), LevelStandard, "identity is sent at level enhanced only"},
-		{"not a pseudonym", pods(map[string]string{"cluster_uid": "3f1e2d4c-aaaa-bbbb-cccc-123456789012"}, nil), LevelStandard, "not a pseudonym"},
-		{"drop class", pods(map[string]string{"host": "h"}, nil), LevelStandard, "class drop is never sent"},
-		{"unlisted tag", pods(map[string]string{"namespace": "payments"}, nil), LevelStandard, `tag "namespace": not listed`},
-		{"unlisted field", pods(nil, map[string]any{"total": int64(1), "owner": "x"}), LevelStandard, `field "owner": not listed`},
-		{"wrong type", pods(nil, map[string]any{"total": "1"}), LevelStandard, "value of type string where the dictionary says int"},
-		{"unlisted measurement", metric.New("cpu", nil, map[string]any{"x": 1.0}, ts), LevelEnhanced, `measurement "cpu" not in dictionary`},
-		{"outside pattern", metric.New("kube_telemetry_node_role", map[string]string{"role": "team-a"}, map[string]any{"nodes": int64(1)}, ts), LevelStandard, "outside the listed values"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := d.Check(tt.m, tt.level)
-			if tt.want == "" {
-				require.NoError(t, err)
-				return
+// One policy serves concurrent writers, each with its own View.
+func TestPolicyConcurrent(t *testing.T) {
+	p, err := NewPolicy(DefaultDictionary(), LevelEnhanced, testPseudonymizer(t), Identity{CustomerNumber: "C-1"})
+	require.NoError(t, err)
+	want, verdict := p.Apply(nodeMetric())
+	require.Equal(t, Sent, verdict)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 500 {
+				m := nodeMetric()
+				m.AddTag("node", fmt.Sprintf("worker-%d-%d", i, j%20))
+				got, verdict := p.Apply(m)
+				require.Equal(t, Sent, verdict)
+				require.Len(t, got.TagList(), len(want.TagList()))
 			}
-			require.ErrorContains(t, err, tt.want)
-			require.True(t, errors.Is(err, ErrNotAllowed))
-		})
+		}()
 	}
+	wg.Wait()
 }
 
 // BenchmarkPolicyView is the output's per-metric work before encoding, on

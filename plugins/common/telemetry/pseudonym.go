@@ -27,7 +27,7 @@ import (
 // by the instance id, which is longer (InstanceIDLength) because it is
 // compared across every installation. Bits beyond what collisions need only
 // cost bytes: a pseudonym is the one part of a node's line that does not
-// compress, 6 of its ~8 bytes on the wire (64 bits made it 8 of ~10.6).
+// compress, 6 of its ~8 bytes on the wire.
 // Truncation does not weaken the pseudonym: what protects the value is the
 // 256-bit key, not the length of the output.
 //
@@ -44,8 +44,8 @@ const (
 	InstanceIDBytes  = 16
 	InstanceIDLength = 2 * InstanceIDBytes
 
-	// KeyBytes is the size of a generated key; shorter keys are refused.
-	KeyBytes = 32
+	// keyBytes is the size of a generated key; shorter keys are refused.
+	keyBytes = 32
 
 	// maxCache bounds the pseudonym cache; kube_telemetry has one value
 	// per node and storage class, so this holds the largest cluster.
@@ -64,10 +64,10 @@ type Pseudonymizer struct {
 }
 
 // NewPseudonymizer returns a pseudonymizer keyed with key, which must hold
-// at least KeyBytes bytes. The pseudonymizer keeps its own copy.
+// at least keyBytes bytes. The pseudonymizer keeps its own copy.
 func NewPseudonymizer(key []byte) (*Pseudonymizer, error) {
-	if len(key) < KeyBytes {
-		return nil, fmt.Errorf("pseudonym key has %d bytes; need at least %d random bytes", len(key), KeyBytes)
+	if len(key) < keyBytes {
+		return nil, fmt.Errorf("pseudonym key has %d bytes; need at least %d random bytes", len(key), keyBytes)
 	}
 	k := make([]byte, len(key))
 	copy(k, key)
@@ -137,9 +137,9 @@ func isLowerHex(s string, n int) bool {
 	return true
 }
 
-// GenerateKey returns KeyBytes random bytes from crypto/rand.
-func GenerateKey() ([]byte, error) {
-	k := make([]byte, KeyBytes)
+// generateKey returns keyBytes random bytes from crypto/rand.
+func generateKey() ([]byte, error) {
+	k := make([]byte, keyBytes)
 	if _, err := rand.Read(k); err != nil {
 		return nil, fmt.Errorf("generating pseudonym key: %w", err)
 	}
@@ -147,7 +147,7 @@ func GenerateKey() ([]byte, error) {
 }
 
 // ParseKey parses a key as stored in a key file or a Secret: hex, at least
-// KeyBytes bytes, surrounding white space ignored (`openssl rand -hex 32`).
+// keyBytes bytes, surrounding white space ignored (`openssl rand -hex 32`).
 func ParseKey(data []byte) ([]byte, error) {
 	s := strings.TrimSpace(string(data))
 	if s == "" {
@@ -157,8 +157,8 @@ func ParseKey(data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pseudonym key is not hex (generate one with `openssl rand -hex 32`): %w", err)
 	}
-	if len(k) < KeyBytes {
-		return nil, fmt.Errorf("pseudonym key has %d bytes; need at least %d (`openssl rand -hex 32`)", len(k), KeyBytes)
+	if len(k) < keyBytes {
+		return nil, fmt.Errorf("pseudonym key has %d bytes; need at least %d (`openssl rand -hex 32`)", len(k), keyBytes)
 	}
 	return k, nil
 }
@@ -186,7 +186,7 @@ func LoadOrCreateKey(path string) (key []byte, created bool, err error) {
 		return nil, false, fmt.Errorf("reading key file: %w", err)
 	}
 
-	k, err := GenerateKey()
+	k, err := generateKey()
 	if err != nil {
 		return nil, false, err
 	}

@@ -91,7 +91,7 @@ func TestIsPseudonym(t *testing.T) {
 		{"0123456789AB", false},
 		{"0123456789a", false},
 		{"0123456789abc", false},
-		{"0123456789abcdef", false}, // the 64-bit form of earlier builds
+		{"0123456789abcdef", false}, // 64 bits: too long
 		{"worker-01.co", false},
 		{"", false},
 	} {
@@ -118,7 +118,7 @@ func TestParseKey(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.GreaterOrEqual(t, len(k), KeyBytes)
+			require.GreaterOrEqual(t, len(k), keyBytes)
 		})
 	}
 }
@@ -130,7 +130,7 @@ func TestLoadOrCreateKey(t *testing.T) {
 	k1, created, err := LoadOrCreateKey(path)
 	require.NoError(t, err)
 	require.True(t, created)
-	require.Len(t, k1, KeyBytes)
+	require.Len(t, k1, keyBytes)
 	st, err := os.Stat(path)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())

@@ -93,16 +93,10 @@ func (s *VersionScheme) Split(v string) (core, rest string, allowed, ok bool) {
 	return core, rest, rest == "" || (s.tokens != nil && s.tokens.MatchString(rest)), true
 }
 
-// Keep returns what is sent of v: v itself when its rest is a token, its
+// keep returns what is sent of v: v itself when its rest is a token, its
 // core followed by Other when the rest is anything else, OtherValue when v
-// has no core or is longer than any version.
-func (s *VersionScheme) Keep(v string) string {
-	out, _ := s.keep(v)
-	return out
-}
-
-// keep is Keep, and whether v was kept with a vendor token (a non-empty
-// rest that is one of the tokens).
+// has no core or is longer than any version; and whether v was kept with a
+// vendor token (a non-empty rest that is one of the tokens).
 func (s *VersionScheme) keep(v string) (out string, vendor bool) {
 	if len(v) > maxVersionLen {
 		return OtherValue, false
@@ -116,9 +110,6 @@ func (s *VersionScheme) keep(v string) (out string, vendor bool) {
 	}
 	return core + s.Other, false
 }
-
-// VersionSchemes returns the version schemes by name.
-func (d *Dictionary) VersionSchemes() map[string]*VersionScheme { return d.Versions }
 
 // VersionSchemeNames returns the scheme names in dictionary order.
 func (d *Dictionary) VersionSchemeNames() []string { return d.versionOrder }

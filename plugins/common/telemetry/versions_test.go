@@ -98,12 +98,12 @@ func wire(t *testing.T, pol *telemetry.Policy, p position, m telegraf.Metric) ([
 // dictionary at standard.
 type listener struct {
 	dict *telemetry.Dictionary
-	dec  *telemetry.StreamDecoder
+	dec  *telemetry.Decoder
 }
 
 func newListener(t *testing.T, d *telemetry.Dictionary) *listener {
 	t.Helper()
-	dec, err := telemetry.NewStreamDecoder(1<<20, 64<<10)
+	dec, err := telemetry.NewDecoder(1<<20, 64<<10)
 	require.NoError(t, err)
 	return &listener{dict: d, dec: dec}
 }
@@ -197,7 +197,7 @@ func TestVersionPlantedWordsNeverSent(t *testing.T) {
 
 	words := 12
 	if testing.Short() {
-		words = 4
+		words = 1
 	}
 	planted, refused, coresKept := 0, 0, 0
 	for _, v := range testversions.Corpus() {
@@ -234,6 +234,6 @@ func TestVersionPlantedWordsNeverSent(t *testing.T) {
 			}
 		}
 	}
-	require.Greater(t, planted, 20000)
+	require.Greater(t, planted, 5000*words/3, "too few planted strings to mean anything")
 	t.Logf("%d planted strings: 0 words sent, %d cores kept, %d refused as received raw by the listener's check", planted, coresKept, refused)
 }

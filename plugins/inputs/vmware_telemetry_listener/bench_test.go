@@ -41,11 +41,11 @@ func BenchmarkServeBatch(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		req := httptest.NewRequest(http.MethodPost, ts.l.Path+"?_c=bench&_i=agent", bytes.NewReader(body))
+		req := httptest.NewRequest(http.MethodPost, ts.l.Path+"?_c=bench&_i="+testInstance, bytes.NewReader(body))
 		req.Header.Set("Content-Type", telemetry.ContentType)
 		req.Header.Set("Content-Encoding", "zstd")
-		req.Header.Set(headerLevel, "standard")
-		req.Header.Set(headerIdempotencyKey, "k"+strconv.Itoa(i))
+		req.Header.Set(telemetry.HeaderLevel, "standard")
+		req.Header.Set(telemetry.HeaderIdempotencyKey, "k"+strconv.Itoa(i))
 		req.Header.Set("Authorization", "Bearer "+testToken)
 		rec := httptest.NewRecorder()
 		ts.l.ServeHTTP(rec, req)

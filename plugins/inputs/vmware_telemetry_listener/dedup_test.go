@@ -65,10 +65,7 @@ func TestDedupBeginCommitAbort(t *testing.T) {
 func TestDedupBoundedByEntries(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	s := newDedupStore(time.Hour, 100)
-	for i := 0; i < 1000; i++ {
-		_, p := s.begin(key(i), now)
-		require.NoError(t, s.commit(p, now))
-	}
+	commitKeys(t, s, now, 1000)
 	require.Equal(t, 100, s.len())
 	// The newest 100 are kept, the older ones evicted.
 	state, _ := s.begin(key(999), now)
@@ -129,9 +126,7 @@ func TestDedupPersistsAcrossRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dedup.log")
 	now := time.Unix(1_700_000_000, 0)
 
-	s := newDedupStore(time.Hour, 1000)
-	n, err := s.open(path, now)
-	require.NoError(t, err)
+	s, n := openLog(t, path, now, 1000)
 	require.Zero(t, n)
 	for i := 0; i < 10; i++ {
 		_, p := s.begin(key(i), now.Add(time.Duration(i)*time.Minute))
@@ -140,9 +135,7 @@ func TestDedupPersistsAcrossRestart(t *testing.T) {
 	// No close: a killed process keeps what write(2) handed the kernel.
 
 	later := now.Add(65 * time.Minute) // keys 0..5 expired (committed at +0..+5min)
-	s2 := newDedupStore(time.Hour, 1000)
-	n, err = s2.open(path, later)
-	require.NoError(t, err)
+	s2, n := openLog(t, path, later, 1000)
 	require.Equal(t, 4, n)
 	for i := 0; i < 10; i++ {
 		state, _ := s2.begin(key(i), later)
@@ -161,16 +154,7 @@ func TestDedupPersistsAcrossRestart(t *testing.T) {
 }
 
 func TestDedupLoadSkipsTornRecord(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "dedup.log")
-	now := time.Unix(1_700_000_000, 0)
-	s := newDedupStore(time.Hour, 1000)
-	_, err := s.open(path, now)
-	require.NoError(t, err)
-	for i := 0; i < 3; i++ {
-		_, p := s.begin(key(i), now)
-		require.NoError(t, s.commit(p, now))
-	}
-	require.NoError(t, s.close())
+	path, now := logWithKeys(t, 3)
 
 	// A crash in the middle of a write leaves a partial record.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
@@ -179,29 +163,16 @@ func TestDedupLoadSkipsTornRecord(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
-	s2 := newDedupStore(time.Hour, 1000)
-	n, err := s2.open(path, now)
-	require.NoError(t, err)
+	s2, n := openLog(t, path, now, 1000)
 	require.Equal(t, 3, n)
 	require.NoError(t, s2.close())
 }
 
 func TestDedupLoadKeepsNewestWithinMaxEntries(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "dedup.log")
-	now := time.Unix(1_700_000_000, 0)
-	s := newDedupStore(time.Hour, 1000)
-	_, err := s.open(path, now)
-	require.NoError(t, err)
-	for i := 0; i < 100; i++ {
-		_, p := s.begin(key(i), now)
-		require.NoError(t, s.commit(p, now))
-	}
-	require.NoError(t, s.close())
+	path, now := logWithKeys(t, 100)
 
 	// Restarted with a smaller bound: the newest keys survive.
-	s2 := newDedupStore(time.Hour, 10)
-	n, err := s2.open(path, now)
-	require.NoError(t, err)
+	s2, n := openLog(t, path, now, 10)
 	require.Equal(t, 10, n)
 	state, _ := s2.begin(key(99), now)
 	require.Equal(t, beginDuplicate, state)
@@ -213,22 +184,15 @@ func TestDedupLoadKeepsNewestWithinMaxEntries(t *testing.T) {
 func TestDedupLogCompactsWhileRunning(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dedup.log")
 	now := time.Unix(1_700_000_000, 0)
-	s := newDedupStore(time.Hour, 100)
-	_, err := s.open(path, now)
-	require.NoError(t, err)
-	for i := 0; i < 20000; i++ {
-		_, p := s.begin(key(i), now)
-		require.NoError(t, s.commit(p, now))
-	}
+	s, _ := openLog(t, path, now, 100)
+	commitKeys(t, s, now, 20000)
 	info, err := os.Stat(path)
 	require.NoError(t, err)
 	// Compaction keeps the log within 2x max(entries, 1024) records.
 	require.LessOrEqual(t, info.Size(), int64(len(dedupMagic)+2*1024*dedupRecordSize+dedupRecordSize))
 	require.NoError(t, s.close())
 
-	s2 := newDedupStore(time.Hour, 100)
-	n, err := s2.open(path, now)
-	require.NoError(t, err)
+	s2, n := openLog(t, path, now, 100)
 	require.Equal(t, 100, n)
 	state, _ := s2.begin(key(19999), now)
 	require.Equal(t, beginDuplicate, state)
@@ -282,9 +246,7 @@ func TestDedupLogCreatedOnFirstKey(t *testing.T) {
 	path := filepath.Join(dir, "dedup.log")
 	now := time.Unix(1_700_000_000, 0)
 
-	s := newDedupStore(time.Hour, 1000)
-	_, err := s.open(path, now)
-	require.NoError(t, err)
+	s, _ := openLog(t, path, now, 1000)
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	require.Empty(t, entries, "open created files")
@@ -294,10 +256,9 @@ func TestDedupLogCreatedOnFirstKey(t *testing.T) {
 	require.NoError(t, s.commit(p, now))
 	require.NoError(t, s.close())
 
-	s2 := newDedupStore(time.Hour, 1000)
-	n, err := s2.open(path, now)
-	require.NoError(t, err)
+	s2, n := openLog(t, path, now, 1000)
 	require.Equal(t, 1, n)
+	require.NoError(t, s2.close())
 }
 
 // A log that can never be created fails at start, not at the first batch.
@@ -305,4 +266,34 @@ func TestDedupLogDirectoryMissing(t *testing.T) {
 	s := newDedupStore(time.Hour, 1000)
 	_, err := s.open(filepath.Join(t.TempDir(), "missing", "dedup.log"), time.Now())
 	require.ErrorContains(t, err, "cannot be created")
+}
+
+// openLog opens a store of at most maxEntries keys on the log at path and
+// returns it with the number of keys it loaded.
+func openLog(t *testing.T, path string, now time.Time, maxEntries int) (*dedupStore, int) {
+	t.Helper()
+	s := newDedupStore(time.Hour, maxEntries)
+	n, err := s.open(path, now)
+	require.NoError(t, err)
+	return s, n
+}
+
+// commitKeys stores keys 0 to n-1 at now.
+func commitKeys(t *testing.T, s *dedupStore, now time.Time, n int) {
+	t.Helper()
+	for i := range n {
+		_, p := s.begin(key(i), now)
+		require.NoError(t, s.commit(p, now))
+	}
+}
+
+// logWithKeys writes a closed log holding keys 0 to n-1, committed at now.
+func logWithKeys(t *testing.T, n int) (path string, now time.Time) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "dedup.log")
+	now = time.Unix(1_700_000_000, 0)
+	s, _ := openLog(t, path, now, 1000)
+	commitKeys(t, s, now, n)
+	require.NoError(t, s.close())
+	return path, now
 }

@@ -242,7 +242,7 @@ func (l *Listener) readMetrics(w http.ResponseWriter, r *http.Request, req *requ
 	defer func() { cost = admit.reserved }()
 	switch req.endpoint {
 	case endpointEvents:
-		src, closeFn, err := l.wire.batches.Open(body.reader(), req.encoding)
+		src, closeFn, err := l.wire.decoder.Open(body.reader(), req.encoding)
 		if err != nil {
 			return nil, 0, decodeError(err)
 		}
@@ -397,33 +397,33 @@ func (l *Listener) readBody(w http.ResponseWriter, r *http.Request) (*body, erro
 func (l *Listener) parseRequest(r *http.Request, ep endpoint) (*request, error) {
 	req := &request{endpoint: ep, received: l.now()}
 	q := r.URL.Query()
-	req.collector = q.Get(queryCollector)
-	req.instance = q.Get(queryInstance)
+	req.collector = q.Get(telemetry.QueryCollector)
+	req.instance = q.Get(telemetry.QueryInstance)
 	// The values are not echoed: answers end up in the clients' logs.
 	if !telemetry.ValidID(req.collector) {
 		return nil, errorf(http.StatusBadRequest, "query parameter %s (%d bytes): give the collector id, 1-%d of letters, digits, '.', '_', '-' or ':'",
-			queryCollector, len(req.collector), telemetry.MaxIDLength)
+			telemetry.QueryCollector, len(req.collector), telemetry.MaxIDLength)
 	}
 	switch {
 	case ep == endpointBatches && !telemetry.IsInstanceID(req.instance):
 		return nil, errorf(http.StatusBadRequest, "query parameter %s (%d bytes): give the instance pseudonym, %d lowercase hex digits, as outputs.vmware_telemetry sends",
-			queryInstance, len(req.instance), telemetry.InstanceIDLength)
+			telemetry.QueryInstance, len(req.instance), telemetry.InstanceIDLength)
 	case !telemetry.ValidID(req.instance):
 		return nil, errorf(http.StatusBadRequest, "query parameter %s (%d bytes): give the instance id, 1-%d of letters, digits, '.', '_', '-' or ':'",
-			queryInstance, len(req.instance), telemetry.MaxIDLength)
+			telemetry.QueryInstance, len(req.instance), telemetry.MaxIDLength)
 	}
 
-	level, err := l.wire.level(r.Header.Get(headerLevel))
+	level, err := l.wire.level(r.Header.Get(telemetry.HeaderLevel))
 	if err != nil {
 		return nil, err
 	}
 	req.level = level
 
-	req.dictionary = r.Header.Get(headerDictionaryVersion)
-	if key := r.Header.Get(headerIdempotencyKey); key != "" {
+	req.dictionary = r.Header.Get(telemetry.HeaderDictionaryVersion)
+	if key := r.Header.Get(telemetry.HeaderIdempotencyKey); key != "" {
 		if !telemetry.ValidID(key) {
 			return nil, errorf(http.StatusBadRequest, "header %s: 1-%d of letters, digits, '.', '_', '-' or ':'",
-				headerIdempotencyKey, telemetry.MaxIDLength)
+				telemetry.HeaderIdempotencyKey, telemetry.MaxIDLength)
 		}
 		req.key = key
 	}
@@ -441,7 +441,7 @@ func contentTypeFor(ep endpoint) string {
 	if ep == endpointEvents {
 		return "application/json"
 	}
-	return contentTypeLineProtocol
+	return telemetry.ContentType
 }
 
 // checkContentType wants the media type given, with charset utf-8 if any.
@@ -485,7 +485,7 @@ func (l *Listener) created(w http.ResponseWriter, n int64) int {
 func (l *Listener) duplicate(w http.ResponseWriter, req *request) int {
 	l.stats.duplicates.Incr(1)
 	l.Log.Debugf("Batch %s from %s/%s was stored before; not storing it again", req.key, req.collector, req.instance)
-	w.Header().Set(headerDuplicate, "true")
+	w.Header().Set(telemetry.HeaderDuplicate, "true")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintln(w, "duplicate: this batch was stored before")

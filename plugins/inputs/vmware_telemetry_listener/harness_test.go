@@ -135,7 +135,7 @@ func startListener(t testing.TB, configure func(*Listener)) *testServer {
 
 // post is one request; opts adjust it before sending.
 type post struct {
-	path     string
+	path     string // "" is the batches path, "events" the events path
 	query    string
 	body     []byte
 	encoding string
@@ -150,8 +150,11 @@ type post struct {
 
 func (s *testServer) do(p post) (*http.Response, string) {
 	s.t.Helper()
-	if p.path == "" {
+	switch p.path {
+	case "":
 		p.path = s.l.Path
+	case "events":
+		p.path = s.l.EventsPath
 	}
 	if p.query == "" {
 		p.query = "_c=tkgi-agent&_i=" + testInstance
@@ -173,7 +176,7 @@ func (s *testServer) do(p post) (*http.Response, string) {
 	require.NoError(s.t, err)
 	if p.ctype != "-" {
 		if p.ctype == "" {
-			p.ctype = contentTypeLineProtocol
+			p.ctype = telemetry.ContentType
 			if p.path == s.l.EventsPath {
 				p.ctype = "application/json"
 			}
@@ -187,10 +190,10 @@ func (s *testServer) do(p post) (*http.Response, string) {
 		if p.level == "" {
 			p.level = "standard"
 		}
-		req.Header.Set(headerLevel, p.level)
+		req.Header.Set(telemetry.HeaderLevel, p.level)
 	}
 	if p.key != "" {
-		req.Header.Set(headerIdempotencyKey, p.key)
+		req.Header.Set(telemetry.HeaderIdempotencyKey, p.key)
 	}
 	if p.token != "-" {
 		req.Header.Set("Authorization", "Bearer "+p.token)

@@ -52,9 +52,6 @@ func TestRequestLimitsRefusedWhileDecoding(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.p.path == "events" {
-				tt.p.path = ts.l.EventsPath
-			}
 			resp, msg := ts.do(tt.p)
 			require.Equal(t, tt.wantCode, resp.StatusCode, msg)
 			require.Contains(t, msg, tt.wantMsg)
@@ -373,9 +370,6 @@ func TestRefusedBatchesGiveEverythingBack(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.p.path == "events" {
-				tt.p.path = ts.l.EventsPath
-			}
 			resp, msg := ts.do(tt.p)
 			require.Equal(t, tt.wantCode, resp.StatusCode, msg)
 			require.Eventually(t, func() bool {

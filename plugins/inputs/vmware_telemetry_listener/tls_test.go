@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
 func TestServesHTTPS(t *testing.T) {
@@ -19,7 +21,7 @@ func TestServesHTTPS(t *testing.T) {
 
 	// Plain HTTP to the TLS port is refused (Go's server answers 400
 	// "Client sent an HTTP request to an HTTPS server").
-	plain, err := http.Post("http://"+ts.l.Addr().String()+ts.l.Path, contentTypeLineProtocol, nil)
+	plain, err := http.Post("http://"+ts.l.Addr().String()+ts.l.Path, telemetry.ContentType, nil)
 	require.NoError(t, err)
 	plain.Body.Close()
 	require.Equal(t, http.StatusBadRequest, plain.StatusCode)

@@ -17,11 +17,10 @@ type tracker struct {
 	slots chan struct{}
 
 	mu sync.Mutex
-	// callbacks waiting for a delivery, by tracking ID
-	waiting map[telegraf.TrackingID]func(delivered bool)
-	// deliveries that arrived before their batch was registered: a fast
-	// output can deliver before AddTrackingMetricGroup returns
-	early map[telegraf.TrackingID]bool
+	// halves holds, by tracking ID, whichever of a batch's registration
+	// (its callback) and its delivery came first: a fast output can
+	// deliver before AddTrackingMetricGroup returns.
+	halves map[telegraf.TrackingID]half
 
 	// freed gets a token whenever a slot is given back (idle waits on it).
 	freed chan struct{}
@@ -34,12 +33,11 @@ func newTracker(acc telegraf.Accumulator, maxUndelivered int) *tracker {
 	return &tracker{
 		// The delivery channel holds at most one entry per slot, so the
 		// accumulator never finds it full.
-		acc:     acc.WithTracking(maxUndelivered),
-		slots:   make(chan struct{}, maxUndelivered),
-		waiting: make(map[telegraf.TrackingID]func(bool)),
-		early:   make(map[telegraf.TrackingID]bool),
-		freed:   make(chan struct{}, 1),
-		stop:    make(chan struct{}),
+		acc:    acc.WithTracking(maxUndelivered),
+		slots:  make(chan struct{}, maxUndelivered),
+		halves: make(map[telegraf.TrackingID]half),
+		freed:  make(chan struct{}, 1),
+		stop:   make(chan struct{}),
 	}
 }
 
@@ -99,34 +97,38 @@ func (t *tracker) idle(ctx context.Context) bool {
 // goroutine, when the outputs accepted or dropped them; the slot is
 // released just before. metrics must not be empty.
 func (t *tracker) add(metrics []telegraf.Metric, done func(delivered bool)) {
-	id := t.acc.AddTrackingMetricGroup(metrics)
-	t.mu.Lock()
-	delivered, ok := t.early[id]
-	if ok {
-		delete(t.early, id)
-	} else {
-		t.waiting[id] = done
-	}
-	t.mu.Unlock()
-	if ok {
-		t.release()
-		done(delivered)
-	}
+	t.meet(t.acc.AddTrackingMetricGroup(metrics), half{done: done})
 }
 
 func (t *tracker) deliver(id telegraf.TrackingID, delivered bool) {
+	t.meet(id, half{delivered: delivered})
+}
+
+// half is a batch's registration (done set) or its delivery.
+type half struct {
+	done      func(delivered bool)
+	delivered bool
+}
+
+// meet keeps the first half of id to arrive; the second releases the slot
+// and runs the callback with the delivery.
+func (t *tracker) meet(id telegraf.TrackingID, h half) {
 	t.mu.Lock()
-	done, ok := t.waiting[id]
-	if ok {
-		delete(t.waiting, id)
-	} else {
-		t.early[id] = delivered
+	first, ok := t.halves[id]
+	if !ok {
+		t.halves[id] = h
+		t.mu.Unlock()
+		return
 	}
+	delete(t.halves, id)
 	t.mu.Unlock()
-	if ok {
-		t.release()
-		done(delivered)
+	if h.done == nil {
+		h.done = first.done
+	} else {
+		h.delivered = first.delivered
 	}
+	t.release()
+	h.done(h.delivered)
 }
 
 // undelivered is the number of slots taken.

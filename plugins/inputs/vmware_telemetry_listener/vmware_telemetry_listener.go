@@ -21,6 +21,8 @@ import (
 	common_tls "github.com/influxdata/telegraf/plugins/common/tls"
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/selfstat"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
 //go:embed sample.conf
@@ -337,7 +339,7 @@ func init() {
 	inputs.Add("vmware_telemetry_listener", func() telegraf.Input {
 		return &Listener{
 			ServiceAddress:        ":8443",
-			Path:                  defaultPath,
+			Path:                  telemetry.DefaultPath,
 			EventsPath:            defaultEventsPath,
 			ReadTimeout:           config.Duration(10 * time.Second),
 			MaxBodySize:           config.Size(4 << 20),

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
 func tokens(values ...string) []config.Secret {
@@ -185,10 +188,10 @@ func TestBadInputs(t *testing.T) {
 		{"missing collector", post{query: "_i=x", body: valid}, http.StatusBadRequest, "_c"},
 		{"missing instance", post{query: "_c=x", body: valid}, http.StatusBadRequest, "_i"},
 		{"bad instance", post{query: "_c=x&_i=a%20b", body: valid}, http.StatusBadRequest, "_i"},
-		{"missing level", post{body: valid, level: "-"}, http.StatusBadRequest, headerLevel},
+		{"missing level", post{body: valid, level: "-"}, http.StatusBadRequest, telemetry.HeaderLevel},
 		{"unknown level", post{body: valid, level: "maximal"}, http.StatusBadRequest, "maximal"},
 		{"level none", post{body: valid, level: "none"}, http.StatusUnprocessableEntity, "none"},
-		{"bad idempotency key", post{body: valid, key: "has space"}, http.StatusBadRequest, headerIdempotencyKey},
+		{"bad idempotency key", post{body: valid, key: "has space"}, http.StatusBadRequest, telemetry.HeaderIdempotencyKey},
 		{"missing content type", post{body: valid, ctype: "-"}, http.StatusUnsupportedMediaType, "Content-Type"},
 		{"json content type", post{body: valid, ctype: "application/json"}, http.StatusUnsupportedMediaType, "application/json"},
 		{"latin1 charset", post{body: valid, ctype: "text/plain; charset=iso-8859-1"}, http.StatusUnsupportedMediaType, "charset"},
@@ -216,7 +219,7 @@ func TestBadInputs(t *testing.T) {
 			http.StatusUnprocessableEntity, `tag "hostname"`},
 		{"host tag is never sent", post{body: []byte("kube_telemetry_nodes,host=agent-pod-1 total=1i\n")},
 			http.StatusUnprocessableEntity, `tag "host"`},
-		{"events: json content type required", post{path: defaultEventsPath, body: []byte(`{"type":"a"}`), ctype: contentTypeLineProtocol},
+		{"events: json content type required", post{path: defaultEventsPath, body: []byte(`{"type":"a"}`), ctype: telemetry.ContentType},
 			http.StatusUnsupportedMediaType, "application/json"},
 		{"events: bad document", post{path: defaultEventsPath, body: []byte(`{"type":"a","extra":1}`)}, http.StatusBadRequest, "extra"},
 	}
@@ -234,7 +237,13 @@ func TestBadInputs(t *testing.T) {
 }
 
 func TestDecompressionBombBoundedMemory(t *testing.T) {
-	const bombSize = 1 << 30 // 1 GiB of zeros
+	// 1 GiB of zeros; under -short 64 MiB, still twice
+	// max_decompressed_size: the decoder reads no further than the limit
+	// either way.
+	bombSize := 1 << 30
+	if testing.Short() {
+		bombSize = 64 << 20
+	}
 	zeros := make([]byte, 1<<20)
 
 	// Compressed streaming, so the test itself never holds a gigabyte.
@@ -251,7 +260,7 @@ func TestDecompressionBombBoundedMemory(t *testing.T) {
 	}
 	require.NoError(t, zw.Close())
 	require.NoError(t, gw.Close())
-	t.Logf("1 GiB of zeros: zstd %d bytes, gzip %d bytes", zb.Len(), gb.Len())
+	t.Logf("%d MiB of zeros: zstd %d bytes, gzip %d bytes", bombSize>>20, zb.Len(), gb.Len())
 
 	ts := startListener(t, nil)
 	for _, tc := range []struct {
@@ -307,12 +316,12 @@ func TestReplayedBatchStoredOnce(t *testing.T) {
 
 	resp, msg := ts.do(post{body: body, encoding: "zstd", key: "b-1"})
 	require.Equal(t, http.StatusCreated, resp.StatusCode, msg)
-	require.Empty(t, resp.Header.Get(headerDuplicate))
+	require.Empty(t, resp.Header.Get(telemetry.HeaderDuplicate))
 
 	for i := 0; i < 3; i++ {
 		resp, msg = ts.do(post{body: body, encoding: "zstd", key: "b-1"})
 		require.Equal(t, http.StatusOK, resp.StatusCode, msg)
-		require.Equal(t, "true", resp.Header.Get(headerDuplicate))
+		require.Equal(t, "true", resp.Header.Get(telemetry.HeaderDuplicate))
 	}
 	require.Equal(t, 4, ts.pipe.stored("kube_telemetry_nodes"))
 
@@ -325,8 +334,14 @@ func TestReplayedBatchStoredOnce(t *testing.T) {
 }
 
 func TestConcurrentRetriesWhileInFlightStoredOnce(t *testing.T) {
-	ts := startListener(t, nil)
-	ts.pipe.hold() // the first attempt waits for the outputs
+	// Every request reads the clock once, when its headers are parsed,
+	// just before it claims the key or waits for it.
+	var arrived atomic.Int32
+	ts := startListener(t, func(l *Listener) {
+		l.now = func() time.Time { arrived.Add(1); return time.Now() }
+	})
+	arrived.Store(0) // Start read it too
+	ts.pipe.hold()   // the first attempt waits for the outputs
 	body := zstdBytes(t, validBatch(2))
 
 	codes := make(chan int, 10)
@@ -340,8 +355,7 @@ func TestConcurrentRetriesWhileInFlightStoredOnce(t *testing.T) {
 		}()
 	}
 	// All ten are in: one holds the key, nine wait for it.
-	require.Eventually(t, func() bool { return ts.l.tracker.undelivered() == 1 }, 5*time.Second, 5*time.Millisecond)
-	time.Sleep(100 * time.Millisecond)
+	require.Eventually(t, func() bool { return ts.l.tracker.undelivered() == 1 && arrived.Load() == 10 }, 5*time.Second, 5*time.Millisecond)
 	ts.pipe.release()
 	wg.Wait()
 	close(codes)
@@ -448,7 +462,7 @@ func TestDedupSurvivesRestart(t *testing.T) {
 	second := startListener(t, func(l *Listener) { l.DedupFile = path })
 	resp, msg = second.do(post{body: body, encoding: "zstd", key: "across-restart"})
 	require.Equal(t, http.StatusOK, resp.StatusCode, msg)
-	require.Equal(t, "true", resp.Header.Get(headerDuplicate))
+	require.Equal(t, "true", resp.Header.Get(telemetry.HeaderDuplicate))
 	require.Zero(t, second.pipe.stored("kube_telemetry_nodes"))
 
 	resp, msg = second.do(post{body: body, encoding: "zstd", key: "new-one"})
@@ -491,13 +505,13 @@ func TestStopAnswersWaitingRequests(t *testing.T) {
 	<-stopped
 
 	// Closed for new requests.
-	_, err := http.Post(ts.url+ts.l.Path, contentTypeLineProtocol, nil)
+	_, err := http.Post(ts.url+ts.l.Path, telemetry.ContentType, nil)
 	require.Error(t, err)
 
 	again := startListener(t, func(l *Listener) { l.DedupFile = path })
 	resp, msg := again.do(post{body: body, encoding: "zstd", key: "in-flight"})
 	require.Equal(t, http.StatusOK, resp.StatusCode, msg)
-	require.Equal(t, "true", resp.Header.Get(headerDuplicate))
+	require.Equal(t, "true", resp.Header.Get(telemetry.HeaderDuplicate))
 }
 
 func TestEvents(t *testing.T) {

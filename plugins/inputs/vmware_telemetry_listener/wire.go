@@ -13,26 +13,15 @@ import (
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
-// The wire protocol is the one outputs.vmware_telemetry speaks, from the
-// shared package; this file maps its errors to the listener's statuses.
-const (
-	defaultPath             = telemetry.DefaultPath
-	queryCollector          = telemetry.QueryCollector
-	queryInstance           = telemetry.QueryInstance
-	headerLevel             = telemetry.HeaderLevel
-	headerIdempotencyKey    = telemetry.HeaderIdempotencyKey
-	headerDictionaryVersion = telemetry.HeaderDictionaryVersion
-	headerDuplicate         = telemetry.HeaderDuplicate
-	contentTypeLineProtocol = telemetry.ContentType
-)
-
+// wire is the protocol outputs.vmware_telemetry speaks, from the shared
+// package, with its errors mapped to the listener's statuses.
 type wire struct {
 	dict *telemetry.Dictionary
 	// checkers remember verdicts by metric shape across batches
 	checkers sync.Pool
 	// batches and events: decompressed and parsed as a stream, never
 	// holding the decompressed body, so a bomb costs a few megabytes
-	batches *telemetry.StreamDecoder
+	decoder *telemetry.Decoder
 }
 
 func newWire(dictionaryFile string, maxDecompressed, maxLine int64) (*wire, error) {
@@ -40,11 +29,11 @@ func newWire(dictionaryFile string, maxDecompressed, maxLine int64) (*wire, erro
 	if err != nil {
 		return nil, fmt.Errorf("dictionary_file %q: %w", dictionaryFile, err)
 	}
-	batches, err := telemetry.NewStreamDecoder(maxDecompressed, maxLine)
+	decoder, err := telemetry.NewDecoder(maxDecompressed, maxLine)
 	if err != nil {
 		return nil, err
 	}
-	return &wire{dict: dict, batches: batches}, nil
+	return &wire{dict: dict, decoder: decoder}, nil
 }
 
 // level parses the level header. Nothing is ever sent at level none, so a
@@ -52,14 +41,14 @@ func newWire(dictionaryFile string, maxDecompressed, maxLine int64) (*wire, erro
 func (*wire) level(header string) (telemetry.Level, error) {
 	if header == "" {
 		return "", errorf(http.StatusBadRequest, "missing header %s; send the participation level (%q or %q)",
-			headerLevel, telemetry.LevelStandard, telemetry.LevelEnhanced)
+			telemetry.HeaderLevel, telemetry.LevelStandard, telemetry.LevelEnhanced)
 	}
 	level, err := telemetry.ParseLevel(header)
 	if err != nil {
-		return "", wrapError(http.StatusBadRequest, err, "header %s", headerLevel)
+		return "", wrapError(http.StatusBadRequest, err, "header %s", telemetry.HeaderLevel)
 	}
 	if level == telemetry.LevelNone {
-		return "", errorf(http.StatusUnprocessableEntity, "header %s is %q: nothing is sent at that level", headerLevel, level)
+		return "", errorf(http.StatusUnprocessableEntity, "header %s is %q: nothing is sent at that level", telemetry.HeaderLevel, level)
 	}
 	return level, nil
 }
@@ -68,8 +57,7 @@ func (*wire) level(header string) (telemetry.Level, error) {
 func (*wire) encoding(header string) (string, error) {
 	enc, ok := telemetry.ParseEncoding(header)
 	if !ok {
-		return "", errorf(http.StatusUnsupportedMediaType, "Content-Encoding %q not supported; use %q, %q or %q",
-			header, telemetry.EncodingZstd, telemetry.EncodingGzip, telemetry.EncodingIdentity)
+		return "", wrapError(http.StatusUnsupportedMediaType, telemetry.ErrUnsupportedEncoding, "Content-Encoding %q", header)
 	}
 	return enc, nil
 }
@@ -79,7 +67,7 @@ func (*wire) encoding(header string) (string, error) {
 // dictionary at level: one metric not allowed refuses the whole batch.
 // size is the decompressed size, for the statistics.
 func (w *wire) decode(body io.Reader, encoding string, level telemetry.Level, now time.Time, admit func(telegraf.Metric) error) (metrics []telegraf.Metric, size int64, err error) {
-	metrics, size, err = w.batches.DecodeFunc(body, encoding, now, admit)
+	metrics, size, err = w.decoder.DecodeFunc(body, encoding, now, admit)
 	if err != nil {
 		return nil, size, decodeError(err)
 	}
@@ -104,11 +92,10 @@ func decodeError(err error) error {
 		return wrapError(http.StatusRequestEntityTooLarge, err, "body exceeds max_decompressed_size once decompressed; split the batch")
 	case errors.Is(err, telemetry.ErrUnsupportedEncoding):
 		return wrapError(http.StatusUnsupportedMediaType, err, "body")
-	case errors.Is(err, telemetry.ErrCorrupt):
-		return wrapError(http.StatusBadRequest, err, "body")
 	}
-	// telemetry.ErrMalformed and anything else: the first error, with its
-	// line. An over-long line is malformed too (400, not 413): no agent
-	// line comes near the limit, and splitting the batch would not help.
+	// telemetry.ErrCorrupt, telemetry.ErrMalformed (the first error, with
+	// its line): 400. An over-long line is malformed too, not 413: no
+	// agent line comes near the limit, and splitting the batch would not
+	// help.
 	return wrapError(http.StatusBadRequest, err, "body")
 }

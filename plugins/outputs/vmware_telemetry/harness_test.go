@@ -188,7 +188,7 @@ func newServerTLS(t testing.TB, host string, useTLS bool) *server {
 	} else {
 		ts.Start()
 	}
-	t.Cleanup(func() { ts.Close(); dec.Close() })
+	t.Cleanup(ts.Close)
 	return s
 }
 
@@ -203,9 +203,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	rec.body, err = s.dec.Decompress(body, r.Header.Get("Content-Encoding"))
+	decompressed, closeDec, err := s.dec.Open(bytes.NewReader(body), r.Header.Get("Content-Encoding"))
 	if err == nil {
-		rec.metrics, err = s.dec.Parse(rec.body, time.Now())
+		rec.body, err = io.ReadAll(decompressed)
+		closeDec()
+	}
+	if err == nil {
+		rec.metrics, _, err = s.dec.Decode(rec.body, telemetry.EncodingIdentity, time.Now())
 	}
 	if err != nil {
 		s.t.Errorf("server could not decode a batch: %v", err)

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -128,5 +129,47 @@ func TestBatchCheckerKeepsNoLongOrRefusedShapes(t *testing.T) {
 	require.Len(t, c.verdicts, 1)
 	for k := range c.verdicts {
 		require.LessOrEqual(t, len(k), maxShapeKey)
+	}
+}
+
+func TestDictionaryCheck(t *testing.T) {
+	d := DefaultDictionary()
+	pseudo := testPseudonymizer(t).Pseudonym("node", "n1")
+	pods := func(tags map[string]string, fields map[string]any) telegraf.Metric {
+		if fields == nil {
+			fields = map[string]any{"total": int64(1)}
+		}
+		return metric.New("kube_telemetry_pods", tags, fields, ts)
+	}
+	tests := []struct {
+		name  string
+		m     telegraf.Metric
+		level Level
+		want  string // "" allowed
+	}{
+		{"plain", pods(map[string]string{"cluster_uid": pseudo}, nil), LevelStandard, ""},
+		{"other accepted", metric.New("kube_telemetry_node_role", map[string]string{"role": OtherValue}, map[string]any{"nodes": int64(1)}, ts), LevelStandard, ""},
+		{"identity at enhanced", pods(map[string]string{TagCustomerNumber: "C-1"}, nil), LevelEnhanced, ""},
+		{"level none", pods(nil, nil), LevelNone, "nothing is sent at that level"},
+		{"level unknown", pods(nil, nil), "full", `level "full" unknown`},
+		{"identity at standard", pods(map[string]string{TagCustomerNumber: "C-1"}, nil), LevelStandard, "identity is sent at level enhanced only"},
+		{"not a pseudonym", pods(map[string]string{"cluster_uid": "3f1e2d4c-aaaa-bbbb-cccc-123456789012"}, nil), LevelStandard, "not a pseudonym"},
+		{"drop class", pods(map[string]string{"host": "h"}, nil), LevelStandard, "class drop is never sent"},
+		{"unlisted tag", pods(map[string]string{"namespace": "payments"}, nil), LevelStandard, `tag "namespace": not listed`},
+		{"unlisted field", pods(nil, map[string]any{"total": int64(1), "owner": "x"}), LevelStandard, `field "owner": not listed`},
+		{"wrong type", pods(nil, map[string]any{"total": "1"}), LevelStandard, "value of type string where the dictionary says int"},
+		{"unlisted measurement", metric.New("cpu", nil, map[string]any{"x": 1.0}, ts), LevelEnhanced, `measurement "cpu" not in dictionary`},
+		{"outside pattern", metric.New("kube_telemetry_node_role", map[string]string{"role": "team-a"}, map[string]any{"nodes": int64(1)}, ts), LevelStandard, "outside the listed values"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := d.Check(tt.m, tt.level)
+			if tt.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.want)
+			require.True(t, errors.Is(err, ErrNotAllowed))
+		})
 	}
 }

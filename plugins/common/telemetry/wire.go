@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -45,6 +47,15 @@ const (
 	EncodingGzip     = "gzip"
 	EncodingIdentity = "identity"
 )
+
+// ErrUnsupportedEncoding: a Content-Encoding other than ours (415).
+var ErrUnsupportedEncoding = errors.New("unsupported content encoding")
+
+// unsupportedEncoding is the error for a Content-Encoding ParseEncoding
+// refuses; it names the ones to use.
+func unsupportedEncoding(encoding string) error {
+	return fmt.Errorf("content encoding %q: %w; use %q, %q or %q", encoding, ErrUnsupportedEncoding, EncodingZstd, EncodingGzip, EncodingIdentity)
+}
 
 // ParseEncoding normalises a Content-Encoding value ("" means identity) and
 // reports whether it is one of ours.
@@ -135,4 +146,21 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	return max(t.Sub(now), 0), true
+}
+
+// validToken: 1-max of letters, digits, '.', '_', '-' or ':'; the shape of
+// ids in the query and headers.
+func validToken(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -17,15 +17,24 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// StreamDecoder is the server's decode path: it decompresses and parses a
-// body in one pass, a line at a time, without ever holding the decompressed
-// body. Its memory per call is the metrics it returns, one line
-// (maxLine) and the decompressor's window, whatever the body expands to, so
-// a decompression bomb costs a few megabytes and the time to decompress up
-// to maxDecompressed bytes. Decoder.Decode, by contrast, holds the whole
-// decompressed body and, while growing it, up to about three times the
-// limit. Safe for concurrent use.
-type StreamDecoder struct {
+// Errors of the decoder; the listener maps them to statuses.
+var (
+	// ErrTooLarge: the decompressed body exceeds the limit (413).
+	ErrTooLarge = errors.New("decompressed body exceeds the limit")
+	// ErrCorrupt: the compressed stream is truncated or corrupt (400).
+	ErrCorrupt = errors.New("corrupt compressed body")
+	// ErrMalformed: the line protocol does not parse, a line is longer
+	// than the line limit or not UTF-8 (400).
+	ErrMalformed = errors.New("malformed line protocol")
+)
+
+// Decoder decompresses and parses a batch body in one pass, a line at a
+// time, without ever holding the decompressed body: its memory per call is
+// the metrics it returns, one line (maxLine) and the decompressor's window,
+// whatever the body expands to, so a decompression bomb costs a few
+// megabytes and the time to decompress up to maxDecompressed bytes. Safe
+// for concurrent use.
+type Decoder struct {
 	maxDecompressed int64
 	maxLine         int64
 	window          uint64
@@ -35,17 +44,17 @@ type StreamDecoder struct {
 	lines sync.Pool // *bufio.Reader of maxLine+1 bytes
 }
 
-// NewStreamDecoder returns a decoder refusing bodies that decompress to
+// NewDecoder returns a decoder refusing bodies that decompress to
 // more than maxDecompressed bytes (ErrTooLarge) and lines longer than
 // maxLine bytes (ErrMalformed); maxLine must be positive.
-func NewStreamDecoder(maxDecompressed, maxLine int64) (*StreamDecoder, error) {
+func NewDecoder(maxDecompressed, maxLine int64) (*Decoder, error) {
 	if maxDecompressed <= 0 {
 		return nil, fmt.Errorf("decompressed size limit %d must be positive", maxDecompressed)
 	}
 	if maxLine <= 0 || maxLine > maxDecompressed {
 		return nil, fmt.Errorf("line size limit %d must be positive and at most the decompressed size limit", maxLine)
 	}
-	return &StreamDecoder{
+	return &Decoder{
 		maxDecompressed: maxDecompressed,
 		maxLine:         maxLine,
 		// The window bounds the zstd history kept in memory; agents'
@@ -60,7 +69,7 @@ func NewStreamDecoder(maxDecompressed, maxLine int64) (*StreamDecoder, error) {
 // ErrCorrupt, ErrTooLarge or ErrMalformed; when the body is both malformed
 // and over the size limit, the size wins (ErrTooLarge), so the answer does
 // not depend on where in the body the first bad line is.
-func (d *StreamDecoder) Decode(body []byte, encoding string, now time.Time) ([]telegraf.Metric, int64, error) {
+func (d *Decoder) Decode(body []byte, encoding string, now time.Time) ([]telegraf.Metric, int64, error) {
 	// A bytes.Reader, not a bytes.Buffer: zstd decodes a Buffer all at once.
 	return d.DecodeFunc(bytes.NewReader(body), encoding, now, nil)
 }
@@ -71,7 +80,7 @@ func (d *StreamDecoder) Decode(body []byte, encoding string, now time.Time) ([]t
 // as is: that is how a caller caps the metrics of one body, or the memory
 // they take, while decoding rather than after. src must not be a
 // *bytes.Buffer (zstd would read it whole).
-func (d *StreamDecoder) DecodeFunc(src io.Reader, encoding string, now time.Time, admit func(telegraf.Metric) error) ([]telegraf.Metric, int64, error) {
+func (d *Decoder) DecodeFunc(src io.Reader, encoding string, now time.Time, admit func(telegraf.Metric) error) ([]telegraf.Metric, int64, error) {
 	src, release, err := d.decompressor(src, encoding)
 	if err != nil {
 		return nil, 0, err
@@ -90,7 +99,7 @@ func (d *StreamDecoder) DecodeFunc(src io.Reader, encoding string, now time.Time
 	var lm lineMetric
 	dec := lineprotocol.NewDecoder(lr)
 	for dec.Next() {
-		m, err := decodeLineInPlace(dec, now, strs, &lm)
+		m, err := decodeLine(dec, now, strs, &lm)
 		if err != nil {
 			// The reader may have stopped the line short: its error is
 			// the real one.
@@ -121,7 +130,7 @@ func (d *StreamDecoder) DecodeFunc(src io.Reader, encoding string, now time.Time
 // a stream (the listener's JSON events). The memory is the decompressor's
 // window, whatever the body expands to. close hands the decompressor back;
 // call it once done with the reader.
-func (d *StreamDecoder) Open(src io.Reader, encoding string) (r io.Reader, closeFn func(), err error) {
+func (d *Decoder) Open(src io.Reader, encoding string) (r io.Reader, closeFn func(), err error) {
 	dr, release, err := d.decompressor(src, encoding)
 	if err != nil {
 		return nil, nil, err
@@ -159,10 +168,10 @@ func (r *limitReader) Read(p []byte) (int, error) {
 
 // decompressor returns a reader of the decompressed body and a function
 // handing its decoder back to the pool.
-func (d *StreamDecoder) decompressor(in io.Reader, encoding string) (io.Reader, func(), error) {
+func (d *Decoder) decompressor(in io.Reader, encoding string) (io.Reader, func(), error) {
 	enc, ok := ParseEncoding(encoding)
 	if !ok {
-		return nil, nil, fmt.Errorf("content encoding %q: %w; use %q, %q or %q", encoding, ErrUnsupportedEncoding, EncodingZstd, EncodingGzip, EncodingIdentity)
+		return nil, nil, unsupportedEncoding(encoding)
 	}
 	switch enc {
 	case EncodingZstd:
@@ -207,7 +216,7 @@ func (d *StreamDecoder) decompressor(in io.Reader, encoding string) (io.Reader, 
 	return in, func() {}, nil
 }
 
-func (d *StreamDecoder) lineBuffer(src io.Reader) *bufio.Reader {
+func (d *Decoder) lineBuffer(src io.Reader) *bufio.Reader {
 	if v := d.lines.Get(); v != nil {
 		br := v.(*bufio.Reader)
 		br.Reset(src)
@@ -340,42 +349,41 @@ func (r *lineReader) drain() error {
 	return r.drainOr(err)
 }
 
-// decodeLineInPlace is decodeLine without the intermediate tag and field
-// maps, and with names and tag values shared across the lines of a body:
-// the line is gathered into a reused lineMetric and copied into a metric of
-// exactly its size (metric.FromMetric), so building it costs one allocation
-// per tag and field and no growing or sorting. Duplicate keys keep the
-// last value, as with the maps. BenchmarkDecode shows what it saves.
-func decodeLineInPlace(dec *lineprotocol.Decoder, now time.Time, strs interner, lm *lineMetric) (telegraf.Metric, error) {
+// decodeLine builds a metric without intermediate tag and field maps, and
+// with names and tag values shared across the lines of a body: the line is
+// gathered into a reused lineMetric and copied into a metric of exactly its
+// size (metric.FromMetric), so building it costs one allocation per tag and
+// field and no growing or sorting. Duplicate keys keep the last value.
+func decodeLine(dec *lineprotocol.Decoder, now time.Time, strs interner, lm *lineMetric) (telegraf.Metric, error) {
 	name, err := dec.Measurement()
 	if err != nil {
 		return nil, err
 	}
 	lm.reset(strs.get(name))
-	for {
-		k, v, err := dec.NextTag()
-		if err != nil {
-			return nil, err
-		}
-		if k == nil {
-			break
-		}
-		lm.addTag(strs.get(k), strs.get(v))
+	err = eachPair(dec.NextTag, func(k, v []byte) { lm.addTag(strs.get(k), strs.get(v)) })
+	if err != nil {
+		return nil, err
 	}
-	for {
-		k, v, err := dec.NextField()
-		if err != nil {
-			return nil, err
-		}
-		if k == nil {
-			break
-		}
-		lm.addField(strs.get(k), v.Interface())
+	err = eachPair(dec.NextField, func(k []byte, v lineprotocol.Value) { lm.addField(strs.get(k), v.Interface()) })
+	if err != nil {
+		return nil, err
 	}
 	if lm.tm, err = dec.Time(lineprotocol.Nanosecond, now); err != nil {
 		return nil, err
 	}
 	return metric.FromMetric(lm), nil
+}
+
+// eachPair calls add with each key and value next returns until it returns
+// a nil key (the end of the line's tags or fields) or an error.
+func eachPair[V any](next func() ([]byte, V, error), add func([]byte, V)) error {
+	for {
+		k, v, err := next()
+		if err != nil || k == nil {
+			return err
+		}
+		add(k, v)
+	}
 }
 
 // lineMetric holds one line while it is decoded. It implements only what
@@ -461,4 +469,15 @@ func (in interner) get(b []byte) string {
 		in[s] = s
 	}
 	return s
+}
+
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }

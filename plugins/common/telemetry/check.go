@@ -2,6 +2,8 @@ package telemetry
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 
 	"github.com/influxdata/telegraf"
 )
@@ -117,4 +119,69 @@ func (c *BatchChecker) value(meas *Measurement, key, v string, tag bool) string 
 		return pseudonymShape
 	}
 	return v
+}
+
+// Check verifies that a received metric is one the dictionary allows at the
+// level, as a policy of this dictionary would have produced it: a listed
+// measurement, only listed tags and fields of their class and type,
+// pseudonyms where values are pseudonymized, identity tags only at enhanced.
+// The error wraps ErrNotAllowed and names the measurement and key.
+func (d *Dictionary) Check(m telegraf.Metric, level Level) error {
+	name := m.Name()
+	if level != LevelStandard && level != LevelEnhanced {
+		if level == LevelNone {
+			return fmt.Errorf("measurement %q at level none: nothing is sent at that level: %w", name, ErrNotAllowed)
+		}
+		return fmt.Errorf("measurement %q: level %q unknown: %w", name, level, ErrNotAllowed)
+	}
+	meas := d.Measurements[name]
+	if meas == nil {
+		return fmt.Errorf("measurement %q not in dictionary version %s: %w", name, d.Version, ErrNotAllowed)
+	}
+	for _, t := range m.TagList() {
+		e := meas.allTags[t.Key]
+		if err := checkValue(e, level, t.Value); err != nil {
+			return fmt.Errorf("measurement %q tag %q: %w: %w", name, t.Key, err, ErrNotAllowed)
+		}
+	}
+	n := 0
+	for _, f := range m.FieldList() {
+		e := meas.Fields[f.Key]
+		if e != nil && !typeMatches(e.Type, f.Value) {
+			return fmt.Errorf("measurement %q field %q: value of type %T where the dictionary says %s: %w", name, f.Key, f.Value, e.Type, ErrNotAllowed)
+		}
+		if err := checkValue(e, level, f.Value); err != nil {
+			return fmt.Errorf("measurement %q field %q: %w: %w", name, f.Key, err, ErrNotAllowed)
+		}
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("measurement %q has no fields: %w", name, ErrNotAllowed)
+	}
+	return nil
+}
+
+func checkValue(e *Entry, level Level, v any) error {
+	if e == nil {
+		return errors.New("not listed")
+	}
+	switch e.Class {
+	case ClassDrop:
+		return errors.New("class drop is never sent")
+	case ClassIdentity:
+		if level != LevelEnhanced {
+			return fmt.Errorf("identity is sent at level %s only, not %s", LevelEnhanced, level)
+		}
+	case ClassPseudonymize:
+		if s, _ := v.(string); !IsPseudonym(s) {
+			return errors.New("value is not a pseudonym")
+		}
+	case ClassKeep:
+		if s, ok := v.(string); ok && !e.allows(s) {
+			// The value itself stays out of the message: it may be what
+			// should not have been sent.
+			return errors.New("value outside the listed values, pattern or version scheme")
+		}
+	}
+	return nil
 }
