@@ -219,8 +219,10 @@ func (s *seedSummary) expected(clusterName string, pageSize int64) []telegraf.Me
 		"pods":  s.Pods["total"],
 		"nodes": int64(len(s.Nodes)),
 	}
-	for res, field := range objectFields {
-		items[res] = s.Objects[field]
+	for _, r := range resources {
+		if r.objectsField != "" {
+			items[r.name] = s.Objects[r.objectsField]
+		}
 	}
 	var pages int64
 	for _, r := range resources {
@@ -453,7 +455,7 @@ func TestIntegrationExpiredContinue(t *testing.T) {
 			// Counts are exact (the pages before the 410 were dropped);
 			// the restart is counted; the page before the 410 and the
 			// whole list again were fetched.
-			items := c.summary.Objects[objectFields[tc.resource]]
+			items := c.summary.Objects[resourceByName(tc.resource).objectsField]
 			if tc.resource == "pods" {
 				items = c.summary.Pods["total"]
 			}
@@ -602,8 +604,7 @@ func TestIntegrationWireFormat(t *testing.T) {
 
 	metadataOnly := map[string]bool{}
 	for _, r := range resources {
-		_, counted := r.newFold().(*countFold)
-		metadataOnly[r.name] = counted
+		metadataOnly[r.name] = r.metadataOnly
 	}
 	require.GreaterOrEqual(t, len(rec.log), 2+len(resources))
 	require.Equal(t, "/version", rec.log[0].path)
