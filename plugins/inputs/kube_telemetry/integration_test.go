@@ -25,6 +25,8 @@ import (
 	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/plugins/common/tls"
 	"github.com/influxdata/telegraf/testutil"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
 // The integration tests run against a real kube-apiserver and etcd, seeded
@@ -114,9 +116,13 @@ func TestMain(m *testing.M) {
 }
 
 // realCluster returns the seeded test cluster, starting it on first use.
-// It fails (never skips) when none can be had, saying how to start one.
+// Under -short, the fast loop, the test is skipped; otherwise it fails
+// (never skips) when no cluster can be had, saying how to start one.
 func realCluster(t *testing.T) *testCluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real kube-apiserver (started by the test); runs without -short")
+	}
 	clusterOnce.Do(func() { cluster, clusterErr = setupCluster() })
 	if clusterErr != nil {
 		require.FailNow(t, "no kube-apiserver for the integration tests", "%v\n\nStart one with "+
@@ -338,6 +344,20 @@ func TestIntegrationMetricsEqualSeed(t *testing.T) {
 		require.Positive(t, v, "seed has no %s", k)
 	}
 	require.Greater(t, c.summary.Pods["total"], int64(testPageSize), "the pods list must span several pages")
+}
+
+// TestIntegrationGatherMatchesDictionary: what the plugin emits on a real,
+// seeded API server is exactly what the data dictionary lists, with the
+// same types: nothing emitted that the dictionary lacks (the policy would
+// drop it without a word) and nothing listed that is never emitted.
+func TestIntegrationGatherMatchesDictionary(t *testing.T) {
+	c := realCluster(t)
+	k := startPlugin(t, &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"], ClusterName: "it"})
+	var acc testutil.Accumulator
+	require.NoError(t, k.Gather(&acc))
+	require.Empty(t, acc.Errors)
+	requireNoMismatch(t, mismatches("the gather", gatheredShape(acc.GetTelegrafMetrics()),
+		"the data dictionary", dictionaryShape(telemetry.DefaultDictionary())))
 }
 
 func TestIntegrationPageSizes(t *testing.T) {
