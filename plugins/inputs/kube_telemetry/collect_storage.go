@@ -26,25 +26,12 @@ type pvTally struct {
 	classes map[string]*pvClass
 }
 
-func newPVTally(foldConfig) tally[corev1.PersistentVolume] {
-	return &pvTally{classes: map[string]*pvClass{}}
-}
+func newPVTally(foldConfig) tally[corev1.PersistentVolume] { return &pvTally{} }
 
 func (f *pvTally) emit(r *report) { r.storage.pvs = f }
 
 func (f *pvTally) add(pv *corev1.PersistentVolume) {
-	name := pv.Spec.StorageClassName
-	if name == "" {
-		name = pv.Annotations[betaStorageClassAnnotation]
-	}
-	if name == "" {
-		name = noStorageClass
-	}
-	c := f.classes[name]
-	if c == nil {
-		c = &pvClass{}
-		f.classes[name] = c
-	}
+	c := classOf(&f.classes, className(pv.Spec.StorageClassName, pv.Annotations))
 	c.volumes++
 	if q, ok := pv.Spec.Capacity[corev1.ResourceStorage]; ok {
 		c.capacityBytes += q.Value()
@@ -66,32 +53,45 @@ type pvcTally struct {
 	classes map[string]*pvcClass
 }
 
-func newPVCTally(foldConfig) tally[corev1.PersistentVolumeClaim] {
-	return &pvcTally{classes: map[string]*pvcClass{}}
-}
+func newPVCTally(foldConfig) tally[corev1.PersistentVolumeClaim] { return &pvcTally{} }
 
 func (f *pvcTally) emit(r *report) { r.storage.pvcs = f }
 
 func (f *pvcTally) add(pvc *corev1.PersistentVolumeClaim) {
-	name := ""
+	spec := ""
 	if pvc.Spec.StorageClassName != nil {
-		name = *pvc.Spec.StorageClassName
+		spec = *pvc.Spec.StorageClassName
 	}
-	if name == "" {
-		name = pvc.Annotations[betaStorageClassAnnotation]
-	}
-	if name == "" {
-		name = noStorageClass
-	}
-	c := f.classes[name]
-	if c == nil {
-		c = &pvcClass{}
-		f.classes[name] = c
-	}
+	c := classOf(&f.classes, className(spec, pvc.Annotations))
 	c.claims++
 	if q, ok := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
 		c.requestedBytes += q.Value()
 	}
+}
+
+// className is the storage class a volume or claim names: its spec, else
+// the pre-GA annotation, else "none".
+func className(spec string, annotations map[string]string) string {
+	switch {
+	case spec != "":
+		return spec
+	case annotations[betaStorageClassAnnotation] != "":
+		return annotations[betaStorageClassAnnotation]
+	}
+	return noStorageClass
+}
+
+// classOf returns the sums of a class, made on first use.
+func classOf[T any](classes *map[string]*T, name string) *T {
+	if *classes == nil {
+		*classes = map[string]*T{}
+	}
+	c := (*classes)[name]
+	if c == nil {
+		c = new(T)
+		(*classes)[name] = c
+	}
+	return c
 }
 
 // storageClassTally keeps each class's provisioner: the storage rows are

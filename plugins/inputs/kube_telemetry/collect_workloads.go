@@ -2,6 +2,8 @@ package kube_telemetry
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Deployments and DaemonSets are listed as full objects (not metadata-only)
@@ -20,6 +22,13 @@ type addonScan struct {
 
 func (s *addonScan) emit(r *report) { r.addons.merge(s.addons) }
 
+// scan looks for an add-on in a workload of the addon_namespaces.
+func (s *addonScan) scan(kind string, meta *metav1.ObjectMeta, pod *corev1.PodSpec, desired, ready int64) {
+	if s.namespaces[meta.Namespace] {
+		s.addons.detect(kind, meta.Name, pod.Containers, desired, ready)
+	}
+}
+
 type deploymentTally struct{ addonScan }
 
 func newDeploymentTally(c foldConfig) tally[appsv1.Deployment] {
@@ -27,14 +36,11 @@ func newDeploymentTally(c foldConfig) tally[appsv1.Deployment] {
 }
 
 func (f *deploymentTally) add(d *appsv1.Deployment) {
-	if !f.namespaces[d.Namespace] {
-		return
-	}
 	desired := int64(1) // the API default for an unset spec.replicas
 	if d.Spec.Replicas != nil {
 		desired = int64(*d.Spec.Replicas)
 	}
-	f.addons.detect(kindDeployment, d.Name, d.Spec.Template.Spec.Containers, desired, int64(d.Status.ReadyReplicas))
+	f.scan(kindDeployment, &d.ObjectMeta, &d.Spec.Template.Spec, desired, int64(d.Status.ReadyReplicas))
 }
 
 type daemonSetTally struct{ addonScan }
@@ -44,9 +50,6 @@ func newDaemonSetTally(c foldConfig) tally[appsv1.DaemonSet] {
 }
 
 func (f *daemonSetTally) add(d *appsv1.DaemonSet) {
-	if !f.namespaces[d.Namespace] {
-		return
-	}
-	f.addons.detect(kindDaemonSet, d.Name, d.Spec.Template.Spec.Containers,
+	f.scan(kindDaemonSet, &d.ObjectMeta, &d.Spec.Template.Spec,
 		int64(d.Status.DesiredNumberScheduled), int64(d.Status.NumberReady))
 }

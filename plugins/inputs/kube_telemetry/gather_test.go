@@ -177,7 +177,7 @@ func snapshot(t *testing.T, f fold) []*testutil.Metric {
 	rep := newReport(&emitter{acc: &acc})
 	// Storage rows need volumes or claims: an empty volume list shows
 	// what the storage classes folded.
-	rep.storage.pvs = &pvTally{classes: map[string]*pvClass{}}
+	rep.storage.pvs = &pvTally{}
 	f.emit(rep)
 	rep.finish()
 	require.Empty(t, acc.Errors)

@@ -325,12 +325,19 @@ func startPlugin(t *testing.T, k *KubeTelemetry) *KubeTelemetry {
 	return k
 }
 
-func TestIntegrationMetricsEqualSeed(t *testing.T) {
-	c := realCluster(t)
-	k := startPlugin(t, &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"], ClusterName: "it"})
+// gatherClean starts the plugin and gathers once, without errors.
+func gatherClean(t *testing.T, k *KubeTelemetry) *testutil.Accumulator {
+	t.Helper()
+	startPlugin(t, k)
 	var acc testutil.Accumulator
 	require.NoError(t, k.Gather(&acc))
 	require.Empty(t, acc.Errors)
+	return &acc
+}
+
+func TestIntegrationMetricsEqualSeed(t *testing.T) {
+	c := realCluster(t)
+	acc := gatherClean(t, &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"], ClusterName: "it"})
 	testutil.RequireMetricsEqual(t, c.summary.expected("it", testPageSize), acc.GetTelegrafMetrics(),
 		testutil.SortMetrics(), testutil.IgnoreTime(), ignoreTimings)
 
@@ -352,10 +359,7 @@ func TestIntegrationMetricsEqualSeed(t *testing.T) {
 // drop it without a word) and nothing listed that is never emitted.
 func TestIntegrationGatherMatchesDictionary(t *testing.T) {
 	c := realCluster(t)
-	k := startPlugin(t, &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"], ClusterName: "it"})
-	var acc testutil.Accumulator
-	require.NoError(t, k.Gather(&acc))
-	require.Empty(t, acc.Errors)
+	acc := gatherClean(t, &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"], ClusterName: "it"})
 	requireNoMismatch(t, mismatches("the gather", gatheredShape(acc.GetTelegrafMetrics()),
 		"the data dictionary", dictionaryShape(telemetry.DefaultDictionary())))
 }
@@ -466,10 +470,7 @@ func TestIntegrationExpiredContinue(t *testing.T) {
 			wrapper := &expireOnce{path: tc.path}
 			k := &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"]}
 			k.wrapTransport = func(rt http.RoundTripper) http.RoundTripper { wrapper.next = rt; return wrapper }
-			startPlugin(t, k)
-			var acc testutil.Accumulator
-			require.NoError(t, k.Gather(&acc))
-			require.Empty(t, acc.Errors)
+			acc := gatherClean(t, k)
 			require.Equal(t, int64(1), wrapper.expired.Load())
 
 			// Counts are exact (the pages before the 410 were dropped);
@@ -481,7 +482,7 @@ func TestIntegrationExpiredContinue(t *testing.T) {
 			}
 			pages := (items + testPageSize - 1) / testPageSize
 			require.Greater(t, pages, int64(1))
-			res := findMetric(t, &acc, "kube_telemetry_resource", "resource", tc.resource)
+			res := findMetric(t, acc, "kube_telemetry_resource", "resource", tc.resource)
 			require.Equal(t, items, res.Fields["items"])
 			require.Equal(t, int64(1), res.Fields["restarts"])
 			require.Equal(t, pages+1, res.Fields["pages"])
@@ -617,10 +618,7 @@ func TestIntegrationWireFormat(t *testing.T) {
 	rec := &recorder{}
 	k := &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"]}
 	k.wrapTransport = func(rt http.RoundTripper) http.RoundTripper { rec.next = rt; return rec }
-	startPlugin(t, k)
-	var acc testutil.Accumulator
-	require.NoError(t, k.Gather(&acc))
-	require.Empty(t, acc.Errors)
+	gatherClean(t, k)
 
 	metadataOnly := map[string]bool{}
 	for _, r := range resources {

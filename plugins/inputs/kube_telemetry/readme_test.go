@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var updateReadme = flag.Bool("update", false, "rewrite the README's metric list from schema.go")
+var updateReadme = flag.Bool("update", false, "rewrite the README's metric list from metrics.toml")
 
 const (
-	readmeMetricsBegin = "<!-- The metric list is rendered from schema.go: edit schema.go, then run\n" +
+	readmeMetricsBegin = "<!-- The metric list is rendered from metrics.toml: edit metrics.toml, then run\n" +
 		"     go test ./plugins/inputs/kube_telemetry -run TestReadmeMetrics -update -->\n\n"
-	readmeMetricsEnd = "\n<!-- End of the list rendered from schema.go -->\n"
+	readmeMetricsEnd = "\n<!-- End of the list rendered from metrics.toml -->\n"
 )
 
 // renderMetrics is the README's metric list: every measurement of the
@@ -95,18 +95,18 @@ func TestReadmeMetrics(t *testing.T) {
 	var diff []string
 	for _, l := range strings.Split(got, "\n") {
 		if !wantLines[l] {
-			diff = append(diff, "README has, schema.go has not: "+l)
+			diff = append(diff, "README has, metrics.toml has not: "+l)
 		}
 	}
 	for _, l := range strings.Split(want, "\n") {
 		if !gotLines[l] {
-			diff = append(diff, "schema.go has, README has not: "+l)
+			diff = append(diff, "metrics.toml has, README has not: "+l)
 		}
 	}
 	if len(diff) == 0 {
 		diff = append(diff, "the same lines in another order")
 	}
-	t.Fatalf("the README's metric list differs from schema.go (rewrite it with "+
+	t.Fatalf("the README's metric list differs from metrics.toml (rewrite it with "+
 		"go test ./plugins/inputs/kube_telemetry -run TestReadmeMetrics -update):\n%s", strings.Join(diff, "\n"))
 }
 

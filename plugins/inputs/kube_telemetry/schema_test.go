@@ -139,7 +139,7 @@ func requireNoMismatch(t *testing.T, mismatch []string) {
 // metric renamed on one side only would be dropped by the policy (fail
 // closed) without anything else noticing.
 func TestSchemaMatchesDictionary(t *testing.T) {
-	requireNoMismatch(t, mismatches("schema.go", schemaShape(),
+	requireNoMismatch(t, mismatches("metrics.toml", schemaShape(),
 		"the data dictionary", dictionaryShape(telemetry.DefaultDictionary())))
 }
 
@@ -150,7 +150,7 @@ func TestSchemaMatchesGather(t *testing.T) {
 	var acc testutil.Accumulator
 	require.NoError(t, k.Gather(&acc))
 	require.Empty(t, acc.Errors)
-	requireNoMismatch(t, mismatches("schema.go", schemaShape(), "the gather", gatheredShape(acc.GetTelegrafMetrics())))
+	requireNoMismatch(t, mismatches("metrics.toml", schemaShape(), "the gather", gatheredShape(acc.GetTelegrafMetrics())))
 }
 
 // TestSchemaShapeMismatches: mismatches names each difference, both ways.
@@ -181,9 +181,9 @@ func TestEmitterRefusesUndeclared(t *testing.T) {
 	}{
 		{name: "declared", tags: map[string]string{"role": "worker"}, fields: map[string]any{"nodes": int64(3)}},
 		{name: "unknown field", fields: map[string]any{"nodes": int64(3), "node_count": int64(3)},
-			want: []string{`kube_telemetry_node_role: field "node_count" is not in the schema (schema.go)`}},
+			want: []string{`kube_telemetry_node_role: field "node_count" is not in the schema (metrics.toml)`}},
 		{name: "unknown tag", tags: map[string]string{"role": "worker", "zone": "a"}, fields: map[string]any{"nodes": int64(3)},
-			want: []string{`kube_telemetry_node_role: tag "zone" is not in the schema (schema.go)`}},
+			want: []string{`kube_telemetry_node_role: tag "zone" is not in the schema (metrics.toml)`}},
 		{name: "wrong type", fields: map[string]any{"nodes": 3},
 			want: []string{`kube_telemetry_node_role: field "nodes" is int, the schema says integer`}},
 	}
@@ -223,5 +223,36 @@ func TestSchemaExport(t *testing.T) {
 			k.fields[f.Name] = f.Type
 		}
 	}
-	requireNoMismatch(t, mismatches("schema.go", schemaShape(), "Schema()", exported))
+	requireNoMismatch(t, mismatches("metrics.toml", schemaShape(), "Schema()", exported))
+}
+
+// TestSchemaAddonNames: the add-ons metrics.toml documents are the table's.
+func TestSchemaAddonNames(t *testing.T) {
+	var names []string
+	for _, r := range addonRules {
+		names = append(names, "`"+r.addon+"`")
+	}
+	require.Equal(t, strings.Join(names, ", "), addonMetric.tags[0].doc)
+}
+
+func TestParseSchemaErrors(t *testing.T) {
+	const good = "[[measurements]]\nname = \"m\"\nfields = [{ name = \"f\", type = \"int\" }]\n"
+	_, _, err := parseSchema([]byte(good))
+	require.NoError(t, err)
+	tests := []struct{ name, toml, want string }{
+		{"typo", strings.Replace(good, "type =", "typ =", 1), `unknown key "measurements.fields.typ"`},
+		{"unknown type", strings.Replace(good, `"int"`, `"long"`, 1), `m.fields.f: type "long" unknown`},
+		{"typed tag", good + "tags = [{ name = \"t\", type = \"int\" }]\n", "m.tags.t: tags are strings"},
+		{"field twice", strings.Replace(good, "}]", "}, { name = \"f\", type = \"int\" }]", 1), `m.fields: name "f" empty or declared twice`},
+		{"common tag again", "common_tags = [{ name = \"t\" }]\n" + good + "tags = [{ name = \"t\" }]\n", `m.tags: name "t" empty or declared twice`},
+		{"measurement twice", good + good, `measurement "m" empty or declared twice`},
+		{"no fields", "[[measurements]]\nname = \"m\"\n", "m: no fields"},
+		{"nothing", "", "no measurements"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := parseSchema([]byte(tt.toml))
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
 }
