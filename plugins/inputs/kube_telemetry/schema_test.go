@@ -256,3 +256,31 @@ func TestParseSchemaErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDictionaryValuesCoverTables: the values the dictionary lets through
+// for the resource and add-on tags include every name of the plugin's
+// tables, so none of them reaches the lake as "other".
+func TestDictionaryValuesCoverTables(t *testing.T) {
+	d := telemetry.DefaultDictionary()
+	allowed := func(measurement, tag string) map[string]bool {
+		out := map[string]bool{}
+		for _, v := range d.Tag(measurement, tag).Values {
+			out[v] = true
+		}
+		return out
+	}
+	var missing []string
+	values := allowed(resourceMetric.name, "resource")
+	for _, r := range resources {
+		if !values[r.name] {
+			missing = append(missing, "resource "+r.name)
+		}
+	}
+	values = allowed(addonMetric.name, "addon")
+	for _, r := range addonRules {
+		if !values[r.addon] {
+			missing = append(missing, "addon "+r.addon)
+		}
+	}
+	require.Empty(t, missing, "names the data dictionary sends as other")
+}
