@@ -47,6 +47,7 @@ func finish(t *testing.T, agent, server *process, raw, lake string) {
 	agent.stop()
 	server.stop()
 	gathered := readRaw(t, raw)
+	requireGatheredInContract(t, gathered)
 	want := expected(t, gathered, telemetry.LevelStandard, "")
 	got := lakeCanonical(t, readLake(t, lake), string(telemetry.LevelStandard))
 	requireSameMultiset(t, want, got)
@@ -73,6 +74,7 @@ func TestLevelsEndToEnd(t *testing.T) {
 
 			gathered := readRaw(t, raw)
 			require.NotEmpty(t, gathered, "kube_telemetry gathered nothing")
+			requireGatheredInContract(t, gathered)
 			lakeMetrics := readLake(t, lake)
 			if level == "none" {
 				require.Empty(t, lakeMetrics, "level none must send nothing")

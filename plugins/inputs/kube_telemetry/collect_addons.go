@@ -202,6 +202,19 @@ func cni(sets ...addonSet) string {
 	return "unknown"
 }
 
+// merge adds the add-ons of o to s.
+func (s *addonSet) merge(o addonSet) {
+	for k, c := range o {
+		if *s == nil {
+			*s = make(addonSet)
+		}
+		sum := (*s)[k]
+		sum.desired += c.desired
+		sum.ready += c.ready
+		(*s)[k] = sum
+	}
+}
+
 func (s addonSet) emit(e *emitter) {
 	keys := make([]addonKey, 0, len(s))
 	for k := range s {
@@ -219,7 +232,7 @@ func (s addonSet) emit(e *emitter) {
 	})
 	for _, k := range keys {
 		c := s[k]
-		e.add("kube_telemetry_addon",
+		e.add(addonMetric,
 			map[string]string{"addon": k.addon, "category": k.category, "kind": k.kind, "version": k.version},
 			map[string]any{"desired": c.desired, "ready": c.ready})
 	}

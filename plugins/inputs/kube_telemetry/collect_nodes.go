@@ -30,28 +30,17 @@ type nodeCounts struct {
 	networkUnavailable, unschedulable         int64
 }
 
-type nodeFold struct {
+// nodeTally counts nodes by condition and role and keeps one record per
+// node.
+type nodeTally struct {
 	nodes  []nodeRecord
 	counts nodeCounts
 	roles  map[string]int64
-
-	obj corev1.Node // reused for every item
 }
 
-func (f *nodeFold) item(raw []byte) error {
-	if err := decodeInto(&f.obj, raw); err != nil {
-		return err
-	}
-	f.add(&f.obj)
-	return nil
-}
+func newNodeTally(foldConfig) tally[corev1.Node] { return &nodeTally{roles: map[string]int64{}} }
 
-func (f *nodeFold) reset() { *f = nodeFold{} }
-
-func (f *nodeFold) add(n *corev1.Node) {
-	if f.roles == nil {
-		f.roles = make(map[string]int64)
-	}
+func (f *nodeTally) add(n *corev1.Node) {
 	rec := nodeRecord{
 		name:    n.Name,
 		role:    nodeRole(n.Labels),
@@ -143,9 +132,10 @@ func gpus(rl corev1.ResourceList) int64 {
 	return n
 }
 
-func (f *nodeFold) emit(e *emitter) {
+func (f *nodeTally) emit(r *report) {
+	e := r.e
 	c := f.counts
-	e.add("kube_telemetry_nodes", nil, map[string]any{
+	e.add(nodesMetric, nil, map[string]any{
 		"total":               c.total,
 		"ready":               c.ready,
 		"not_ready":           c.notReady,
@@ -162,11 +152,11 @@ func (f *nodeFold) emit(e *emitter) {
 	}
 	sort.Strings(roles)
 	for _, r := range roles {
-		e.add("kube_telemetry_node_role", map[string]string{"role": r}, map[string]any{"nodes": f.roles[r]})
+		e.add(nodeRoleMetric, map[string]string{"role": r}, map[string]any{"nodes": f.roles[r]})
 	}
 	for i := range f.nodes {
 		n := &f.nodes[i]
-		e.add("kube_telemetry_node",
+		e.add(nodeMetric,
 			map[string]string{
 				"node":                      n.name,
 				"role":                      n.role,

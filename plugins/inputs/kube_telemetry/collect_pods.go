@@ -4,25 +4,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-type podFold struct {
+// podTally counts pods by phase and QoS class, and their containers.
+type podTally struct {
 	total, pending, running, succeeded, failed, unknown int64
 	guaranteed, burstable, bestEffort                   int64
 	containers, initContainers                          int64
-
-	obj corev1.Pod // reused for every item
 }
 
-func (f *podFold) item(raw []byte) error {
-	if err := decodeInto(&f.obj, raw); err != nil {
-		return err
-	}
-	f.add(&f.obj)
-	return nil
-}
+func newPodTally(foldConfig) tally[corev1.Pod] { return &podTally{} }
 
-func (f *podFold) reset() { *f = podFold{} }
-
-func (f *podFold) add(p *corev1.Pod) {
+func (f *podTally) add(p *corev1.Pod) {
 	f.total++
 	switch p.Status.Phase {
 	case corev1.PodPending, "": // the API server defaults an unset phase to Pending
@@ -83,8 +74,8 @@ func qosClass(p *corev1.Pod) corev1.PodQOSClass {
 	return corev1.PodQOSBurstable
 }
 
-func (f *podFold) emit(e *emitter) {
-	e.add("kube_telemetry_pods", nil, map[string]any{
+func (f *podTally) emit(r *report) {
+	r.e.add(podsMetric, nil, map[string]any{
 		"total":           f.total,
 		"pending":         f.pending,
 		"running":         f.running,

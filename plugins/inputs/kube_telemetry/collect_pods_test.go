@@ -50,10 +50,10 @@ func TestQOSClass(t *testing.T) {
 }
 
 func TestPodPhases(t *testing.T) {
-	var f podFold
+	var f podTally
 	for _, phase := range []corev1.PodPhase{"", corev1.PodPending, corev1.PodRunning, corev1.PodSucceeded,
 		corev1.PodFailed, corev1.PodUnknown, "SomethingNew"} {
 		f.add(&corev1.Pod{Status: corev1.PodStatus{Phase: phase}})
 	}
-	require.Equal(t, podFold{total: 7, pending: 2, running: 1, succeeded: 1, failed: 1, unknown: 2, bestEffort: 7}, f)
+	require.Equal(t, podTally{total: 7, pending: 2, running: 1, succeeded: 1, failed: 1, unknown: 2, bestEffort: 7}, f)
 }

@@ -4,25 +4,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-type serviceFold struct {
-	total, clusterIP, nodePort, loadBalancer, externalName, headless int64
-
-	obj corev1.Service // reused for every item
+// serviceTally counts services by type; the total is the list's count.
+type serviceTally struct {
+	clusterIP, nodePort, loadBalancer, externalName, headless int64
 }
 
-func (f *serviceFold) item(raw []byte) error {
-	if err := decodeInto(&f.obj, raw); err != nil {
-		return err
-	}
-	f.add(&f.obj)
-	return nil
-}
+func newServiceTally(foldConfig) tally[corev1.Service] { return &serviceTally{} }
 
-func (f *serviceFold) reset()       { *f = serviceFold{} }
-func (f *serviceFold) count() int64 { return f.total }
-
-func (f *serviceFold) add(s *corev1.Service) {
-	f.total++
+func (f *serviceTally) add(s *corev1.Service) {
 	switch s.Spec.Type {
 	case corev1.ServiceTypeClusterIP, "": // the API default
 		f.clusterIP++
@@ -40,13 +29,10 @@ func (f *serviceFold) add(s *corev1.Service) {
 	}
 }
 
-func (f *serviceFold) fields() map[string]any {
-	return map[string]any{
-		"services":               f.total,
-		"services_cluster_ip":    f.clusterIP,
-		"services_node_port":     f.nodePort,
-		"services_load_balancer": f.loadBalancer,
-		"services_external_name": f.externalName,
-		"services_headless":      f.headless,
-	}
+func (f *serviceTally) emit(r *report) {
+	r.count("services_cluster_ip", f.clusterIP)
+	r.count("services_node_port", f.nodePort)
+	r.count("services_load_balancer", f.loadBalancer)
+	r.count("services_external_name", f.externalName)
+	r.count("services_headless", f.headless)
 }

@@ -21,39 +21,17 @@ type pvClass struct {
 	provisioner            string
 }
 
-type pvFold struct {
-	n       int64
+// pvTally sums the persistent volumes by storage class.
+type pvTally struct {
 	classes map[string]*pvClass
-	obj     corev1.PersistentVolume // reused for every item
 }
 
-func newPVFold() *pvFold { return &pvFold{classes: map[string]*pvClass{}} }
+func newPVTally(foldConfig) tally[corev1.PersistentVolume] { return &pvTally{} }
 
-func (f *pvFold) item(raw []byte) error {
-	if err := decodeInto(&f.obj, raw); err != nil {
-		return err
-	}
-	f.add(&f.obj)
-	return nil
-}
+func (f *pvTally) emit(r *report) { r.storage.pvs = f }
 
-func (f *pvFold) reset()       { *f = *newPVFold() }
-func (f *pvFold) count() int64 { return f.n }
-
-func (f *pvFold) add(pv *corev1.PersistentVolume) {
-	f.n++
-	name := pv.Spec.StorageClassName
-	if name == "" {
-		name = pv.Annotations[betaStorageClassAnnotation]
-	}
-	if name == "" {
-		name = noStorageClass
-	}
-	c := f.classes[name]
-	if c == nil {
-		c = &pvClass{}
-		f.classes[name] = c
-	}
+func (f *pvTally) add(pv *corev1.PersistentVolume) {
+	c := classOf(&f.classes, className(pv.Spec.StorageClassName, pv.Annotations))
 	c.volumes++
 	if q, ok := pv.Spec.Capacity[corev1.ResourceStorage]; ok {
 		c.capacityBytes += q.Value()
@@ -70,75 +48,79 @@ func (f *pvFold) add(pv *corev1.PersistentVolume) {
 
 type pvcClass struct{ claims, requestedBytes int64 }
 
-type pvcFold struct {
-	n       int64
+// pvcTally sums the persistent volume claims by storage class.
+type pvcTally struct {
 	classes map[string]*pvcClass
-	obj     corev1.PersistentVolumeClaim // reused for every item
 }
 
-func newPVCFold() *pvcFold { return &pvcFold{classes: map[string]*pvcClass{}} }
+func newPVCTally(foldConfig) tally[corev1.PersistentVolumeClaim] { return &pvcTally{} }
 
-func (f *pvcFold) item(raw []byte) error {
-	if err := decodeInto(&f.obj, raw); err != nil {
-		return err
-	}
-	f.add(&f.obj)
-	return nil
-}
+func (f *pvcTally) emit(r *report) { r.storage.pvcs = f }
 
-func (f *pvcFold) reset()       { *f = *newPVCFold() }
-func (f *pvcFold) count() int64 { return f.n }
-
-func (f *pvcFold) add(pvc *corev1.PersistentVolumeClaim) {
-	f.n++
-	name := ""
+func (f *pvcTally) add(pvc *corev1.PersistentVolumeClaim) {
+	spec := ""
 	if pvc.Spec.StorageClassName != nil {
-		name = *pvc.Spec.StorageClassName
+		spec = *pvc.Spec.StorageClassName
 	}
-	if name == "" {
-		name = pvc.Annotations[betaStorageClassAnnotation]
-	}
-	if name == "" {
-		name = noStorageClass
-	}
-	c := f.classes[name]
-	if c == nil {
-		c = &pvcClass{}
-		f.classes[name] = c
-	}
+	c := classOf(&f.classes, className(spec, pvc.Annotations))
 	c.claims++
 	if q, ok := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; ok {
 		c.requestedBytes += q.Value()
 	}
 }
 
-// storageClassFold keeps each class's provisioner: the storage rows are
-// tagged with it.
-type storageClassFold struct {
-	provisioners map[string]string
-	obj          storagev1.StorageClass // reused for every item
-}
-
-func newStorageClassFold() *storageClassFold {
-	return &storageClassFold{provisioners: map[string]string{}}
-}
-
-func (f *storageClassFold) item(raw []byte) error {
-	if err := decodeInto(&f.obj, raw); err != nil {
-		return err
+// className is the storage class a volume or claim names: its spec, else
+// the pre-GA annotation, else "none".
+func className(spec string, annotations map[string]string) string {
+	switch {
+	case spec != "":
+		return spec
+	case annotations[betaStorageClassAnnotation] != "":
+		return annotations[betaStorageClassAnnotation]
 	}
-	f.provisioners[f.obj.Name] = f.obj.Provisioner
-	return nil
+	return noStorageClass
 }
 
-func (f *storageClassFold) reset()       { *f = *newStorageClassFold() }
-func (f *storageClassFold) count() int64 { return int64(len(f.provisioners)) }
+// classOf returns the sums of a class, made on first use.
+func classOf[T any](classes *map[string]*T, name string) *T {
+	if *classes == nil {
+		*classes = map[string]*T{}
+	}
+	c := (*classes)[name]
+	if c == nil {
+		c = new(T)
+		(*classes)[name] = c
+	}
+	return c
+}
 
-// emitStorage writes one kube_telemetry_storage row per storage class:
-// every StorageClass and every class a volume or claim names. PV fields are
+// storageClassTally keeps each class's provisioner: the storage rows are
+// tagged with it.
+type storageClassTally struct {
+	provisioners map[string]string
+}
+
+func newStorageClassTally(foldConfig) tally[storagev1.StorageClass] {
+	return &storageClassTally{provisioners: map[string]string{}}
+}
+
+func (f *storageClassTally) add(sc *storagev1.StorageClass) { f.provisioners[sc.Name] = sc.Provisioner }
+func (f *storageClassTally) emit(r *report)                 { r.storage.classes = f }
+
+// storageRows joins the three storage tallies of the resources listed
+// successfully (nil: not listed) into the kube_telemetry_storage rows.
+type storageRows struct {
+	pvs     *pvTally
+	pvcs    *pvcTally
+	classes *storageClassTally
+}
+
+// emit writes one kube_telemetry_storage row per storage class: every
+// StorageClass and every class a volume or claim names. PV fields are
 // present only if persistentvolumes were listed, PVC fields only if
 // persistentvolumeclaims were: a missing list never reads as zero.
-func emitStorage(e *emitter, pvs *pvFold, pvcs *pvcFold, scs *storageClassFold) {
+func (s *storageRows) emit(e *emitter) {
+	pvs, pvcs, scs := s.pvs, s.pvcs, s.classes
 	if pvs == nil && pvcs == nil {
 		return
 	}
@@ -192,6 +174,6 @@ func emitStorage(e *emitter, pvs *pvFold, pvcs *pvcFold, scs *storageClassFold) 
 		if provisioner == "" {
 			provisioner = unknownProvisioner
 		}
-		e.add("kube_telemetry_storage", map[string]string{"storage_class": name, "provisioner": provisioner}, fields)
+		e.add(storageMetric, map[string]string{"storage_class": name, "provisioner": provisioner}, fields)
 	}
 }

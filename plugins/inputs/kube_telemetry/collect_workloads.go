@@ -2,80 +2,54 @@ package kube_telemetry
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Deployments and DaemonSets are listed as full objects (not metadata-only)
 // because the ones in addon_namespaces are the cluster's add-ons: their
 // images carry the versions and their status the desired and ready
-// replicas. Everywhere else they are only counted. ReplicaSets,
-// StatefulSets, Jobs and CronJobs are counted from metadata-only lists (see
-// resources).
+// replicas. Everywhere else they are only counted, by the list itself.
+// ReplicaSets, StatefulSets, Jobs and CronJobs are counted from
+// metadata-only lists (see resources).
 
-// addonFold is a fold that also detects add-ons in the addon_namespaces.
-type addonFold interface {
-	lookIn(namespaces map[string]bool)
-}
-
-// addonScan is what the Deployment and DaemonSet folds share: the count,
-// the add-ons found and where to look for them.
+// addonScan is what the Deployment and DaemonSet tallies share: the
+// add-ons found and where to look for them.
 type addonScan struct {
-	n          int64
-	addons     addonSet
 	namespaces map[string]bool
+	addons     addonSet
 }
 
-func (s *addonScan) lookIn(ns map[string]bool) { s.namespaces = ns }
-func (s *addonScan) count() int64              { return s.n }
+func (s *addonScan) emit(r *report) { r.addons.merge(s.addons) }
 
-// counted counts an object and says whether it may be an add-on.
-func (s *addonScan) counted(namespace string) bool {
-	s.n++
-	return s.namespaces[namespace]
-}
-
-type deploymentFold struct {
-	addonScan
-	obj appsv1.Deployment // reused for every item
-}
-
-func (f *deploymentFold) item(raw []byte) error {
-	d := &f.obj
-	if err := decodeInto(d, raw); err != nil {
-		return err
+// scan looks for an add-on in a workload of the addon_namespaces.
+func (s *addonScan) scan(kind string, meta *metav1.ObjectMeta, pod *corev1.PodSpec, desired, ready int64) {
+	if s.namespaces[meta.Namespace] {
+		s.addons.detect(kind, meta.Name, pod.Containers, desired, ready)
 	}
-	if !f.counted(d.Namespace) {
-		return nil
-	}
+}
+
+type deploymentTally struct{ addonScan }
+
+func newDeploymentTally(c foldConfig) tally[appsv1.Deployment] {
+	return &deploymentTally{addonScan{namespaces: c.addonNamespaces}}
+}
+
+func (f *deploymentTally) add(d *appsv1.Deployment) {
 	desired := int64(1) // the API default for an unset spec.replicas
 	if d.Spec.Replicas != nil {
 		desired = int64(*d.Spec.Replicas)
 	}
-	f.addons.detect(kindDeployment, d.Name, d.Spec.Template.Spec.Containers, desired, int64(d.Status.ReadyReplicas))
-	return nil
+	f.scan(kindDeployment, &d.ObjectMeta, &d.Spec.Template.Spec, desired, int64(d.Status.ReadyReplicas))
 }
 
-func (f *deploymentFold) reset() {
-	*f = deploymentFold{addonScan: addonScan{namespaces: f.namespaces}}
+type daemonSetTally struct{ addonScan }
+
+func newDaemonSetTally(c foldConfig) tally[appsv1.DaemonSet] {
+	return &daemonSetTally{addonScan{namespaces: c.addonNamespaces}}
 }
 
-type daemonSetFold struct {
-	addonScan
-	obj appsv1.DaemonSet // reused for every item
-}
-
-func (f *daemonSetFold) item(raw []byte) error {
-	d := &f.obj
-	if err := decodeInto(d, raw); err != nil {
-		return err
-	}
-	if !f.counted(d.Namespace) {
-		return nil
-	}
-	f.addons.detect(kindDaemonSet, d.Name, d.Spec.Template.Spec.Containers,
+func (f *daemonSetTally) add(d *appsv1.DaemonSet) {
+	f.scan(kindDaemonSet, &d.ObjectMeta, &d.Spec.Template.Spec,
 		int64(d.Status.DesiredNumberScheduled), int64(d.Status.NumberReady))
-	return nil
-}
-
-func (f *daemonSetFold) reset() {
-	*f = daemonSetFold{addonScan: addonScan{namespaces: f.namespaces}}
 }

@@ -231,6 +231,15 @@ type fakeLister struct {
 }
 
 func (l *fakeLister) listPage(ctx context.Context, res resource, opts metav1.ListOptions, item func([]byte) error) (string, int, error) {
+	wire, err := l.page(ctx, res, opts)
+	if err != nil {
+		return "", 0, err
+	}
+	return decodeList(bytes.NewReader(wire), item)
+}
+
+// page is one list page of res as the API server encodes it.
+func (l *fakeLister) page(ctx context.Context, res resource, opts metav1.ListOptions) ([]byte, error) {
 	gvr := res.gvr()
 	var list kruntime.Object
 	var err error
@@ -242,13 +251,9 @@ func (l *fakeLister) listPage(ctx context.Context, res resource, opts metav1.Lis
 		list, err = l.kube.Invokes(ktesting.NewListActionWithOptions(gvr, gvr.GroupVersion().WithKind(res.kind), "", opts), nil)
 	}
 	if err != nil {
-		return "", 0, err
+		return nil, err
 	}
-	wire, err := encodeList(list, apiVersion, kind)
-	if err != nil {
-		return "", 0, err
-	}
-	return decodeList(bytes.NewReader(wire), item)
+	return encodeList(list, apiVersion, kind)
 }
 
 // encodeList is the API server's protobuf encoding of a list.

@@ -39,15 +39,12 @@ func (r *result) ok() bool { return r.err == nil }
 // maxConcurrentLists at a time, and returns one result per resource in the
 // order of the resource table. It returns when every list has finished:
 // no goroutine outlives a gather.
-func collect(ctx context.Context, c *clients, selected []resource, pageSize int64, addonNamespaces map[string]bool) []*result {
+func collect(ctx context.Context, c *clients, selected []resource, pageSize int64, cfg foldConfig) []*result {
 	results := make([]*result, len(selected))
 	sem := make(chan struct{}, maxConcurrentLists)
 	var wg sync.WaitGroup
 	for i, res := range selected {
-		r := &result{res: res, fold: res.newFold()}
-		if a, ok := r.fold.(addonFold); ok {
-			a.lookIn(addonNamespaces)
-		}
+		r := &result{res: res, fold: res.newFold(cfg)}
 		results[i] = r
 		sem <- struct{}{}
 		wg.Add(1)
@@ -118,15 +115,3 @@ func (e *restartsExhaustedError) Error() string {
 }
 
 func (e *restartsExhaustedError) Unwrap() error { return e.err }
-
-// findFold returns the fold of a resource that was listed successfully.
-func findFold[T fold](results []*result, name string) (T, bool) {
-	var zero T
-	for _, r := range results {
-		if r.res.name == name && r.ok() {
-			f, ok := r.fold.(T)
-			return f, ok
-		}
-	}
-	return zero, false
-}

@@ -25,6 +25,8 @@ import (
 	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/plugins/common/tls"
 	"github.com/influxdata/telegraf/testutil"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
 // The integration tests run against a real kube-apiserver and etcd, seeded
@@ -114,9 +116,13 @@ func TestMain(m *testing.M) {
 }
 
 // realCluster returns the seeded test cluster, starting it on first use.
-// It fails (never skips) when none can be had, saying how to start one.
+// Under -short, the fast loop, the test is skipped; otherwise it fails
+// (never skips) when no cluster can be had, saying how to start one.
 func realCluster(t *testing.T) *testCluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real kube-apiserver (started by the test); runs without -short")
+	}
 	clusterOnce.Do(func() { cluster, clusterErr = setupCluster() })
 	if clusterErr != nil {
 		require.FailNow(t, "no kube-apiserver for the integration tests", "%v\n\nStart one with "+
@@ -219,8 +225,10 @@ func (s *seedSummary) expected(clusterName string, pageSize int64) []telegraf.Me
 		"pods":  s.Pods["total"],
 		"nodes": int64(len(s.Nodes)),
 	}
-	for res, field := range objectFields {
-		items[res] = s.Objects[field]
+	for _, r := range resources {
+		if r.objectsField != "" {
+			items[r.name] = s.Objects[r.objectsField]
+		}
 	}
 	var pages int64
 	for _, r := range resources {
@@ -317,12 +325,19 @@ func startPlugin(t *testing.T, k *KubeTelemetry) *KubeTelemetry {
 	return k
 }
 
-func TestIntegrationMetricsEqualSeed(t *testing.T) {
-	c := realCluster(t)
-	k := startPlugin(t, &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"], ClusterName: "it"})
+// gatherClean starts the plugin and gathers once, without errors.
+func gatherClean(t *testing.T, k *KubeTelemetry) *testutil.Accumulator {
+	t.Helper()
+	startPlugin(t, k)
 	var acc testutil.Accumulator
 	require.NoError(t, k.Gather(&acc))
 	require.Empty(t, acc.Errors)
+	return &acc
+}
+
+func TestIntegrationMetricsEqualSeed(t *testing.T) {
+	c := realCluster(t)
+	acc := gatherClean(t, &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"], ClusterName: "it"})
 	testutil.RequireMetricsEqual(t, c.summary.expected("it", testPageSize), acc.GetTelegrafMetrics(),
 		testutil.SortMetrics(), testutil.IgnoreTime(), ignoreTimings)
 
@@ -336,6 +351,17 @@ func TestIntegrationMetricsEqualSeed(t *testing.T) {
 		require.Positive(t, v, "seed has no %s", k)
 	}
 	require.Greater(t, c.summary.Pods["total"], int64(testPageSize), "the pods list must span several pages")
+}
+
+// TestIntegrationGatherMatchesDictionary: what the plugin emits on a real,
+// seeded API server is exactly what the data dictionary lists, with the
+// same types: nothing emitted that the dictionary lacks (the policy would
+// drop it without a word) and nothing listed that is never emitted.
+func TestIntegrationGatherMatchesDictionary(t *testing.T) {
+	c := realCluster(t)
+	acc := gatherClean(t, &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"], ClusterName: "it"})
+	requireNoMismatch(t, mismatches("the gather", gatheredShape(acc.GetTelegrafMetrics()),
+		"the data dictionary", dictionaryShape(telemetry.DefaultDictionary())))
 }
 
 func TestIntegrationPageSizes(t *testing.T) {
@@ -444,22 +470,19 @@ func TestIntegrationExpiredContinue(t *testing.T) {
 			wrapper := &expireOnce{path: tc.path}
 			k := &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"]}
 			k.wrapTransport = func(rt http.RoundTripper) http.RoundTripper { wrapper.next = rt; return wrapper }
-			startPlugin(t, k)
-			var acc testutil.Accumulator
-			require.NoError(t, k.Gather(&acc))
-			require.Empty(t, acc.Errors)
+			acc := gatherClean(t, k)
 			require.Equal(t, int64(1), wrapper.expired.Load())
 
 			// Counts are exact (the pages before the 410 were dropped);
 			// the restart is counted; the page before the 410 and the
 			// whole list again were fetched.
-			items := c.summary.Objects[objectFields[tc.resource]]
+			items := c.summary.Objects[resourceByName(tc.resource).objectsField]
 			if tc.resource == "pods" {
 				items = c.summary.Pods["total"]
 			}
 			pages := (items + testPageSize - 1) / testPageSize
 			require.Greater(t, pages, int64(1))
-			res := findMetric(t, &acc, "kube_telemetry_resource", "resource", tc.resource)
+			res := findMetric(t, acc, "kube_telemetry_resource", "resource", tc.resource)
 			require.Equal(t, items, res.Fields["items"])
 			require.Equal(t, int64(1), res.Fields["restarts"])
 			require.Equal(t, pages+1, res.Fields["pages"])
@@ -595,15 +618,11 @@ func TestIntegrationWireFormat(t *testing.T) {
 	rec := &recorder{}
 	k := &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"]}
 	k.wrapTransport = func(rt http.RoundTripper) http.RoundTripper { rec.next = rt; return rec }
-	startPlugin(t, k)
-	var acc testutil.Accumulator
-	require.NoError(t, k.Gather(&acc))
-	require.Empty(t, acc.Errors)
+	gatherClean(t, k)
 
 	metadataOnly := map[string]bool{}
 	for _, r := range resources {
-		_, counted := r.newFold().(*countFold)
-		metadataOnly[r.name] = counted
+		metadataOnly[r.name] = r.metadataOnly
 	}
 	require.GreaterOrEqual(t, len(rec.log), 2+len(resources))
 	require.Equal(t, "/version", rec.log[0].path)

@@ -226,12 +226,13 @@ func (k *KubeTelemetry) Gather(acc telegraf.Accumulator) error {
 			verb: "get", res: resourceByName("namespaces"), err: err}
 	}
 
-	results := collect(ctx, c, k.selected, k.PageSize, k.addonNS)
+	results := collect(ctx, c, k.selected, k.PageSize, foldConfig{addonNamespaces: k.addonNS})
 
 	e := &emitter{acc: acc, ts: start, tags: map[string]string{"cluster_uid": string(ns.UID)}}
 	if k.ClusterName != "" {
 		e.tags["cluster_name"] = k.ClusterName
 	}
+	rep := newReport(e)
 	var pages, failed, ok int64
 	for _, r := range results {
 		pages += r.pages
@@ -243,43 +244,28 @@ func (k *KubeTelemetry) Gather(acc telegraf.Accumulator) error {
 			failed++
 			acc.AddError(r.err)
 		}
-		e.add("kube_telemetry_resource", map[string]string{"resource": r.res.name}, map[string]any{
+		e.add(resourceMetric, map[string]string{"resource": r.res.name}, map[string]any{
 			"items":            r.items,
 			"pages":            r.pages,
 			"duration_seconds": r.duration.Seconds(),
 			"errors":           errs,
 			"restarts":         r.restarts,
 		})
+		if !r.ok() {
+			continue
+		}
+		if r.res.objectsField != "" {
+			rep.count(r.res.objectsField, r.items)
+		}
+		r.fold.emit(rep)
 	}
-
-	if f, ok := findFold[*nodeFold](results, "nodes"); ok {
-		f.emit(e)
-	}
-	if f, ok := findFold[*podFold](results, "pods"); ok {
-		f.emit(e)
-	}
-	emitObjects(e, results)
-	pvs, _ := findFold[*pvFold](results, "persistentvolumes")
-	pvcs, _ := findFold[*pvcFold](results, "persistentvolumeclaims")
-	scs, _ := findFold[*storageClassFold](results, "storageclasses")
-	emitStorage(e, pvs, pvcs, scs)
-
-	var addons []addonSet
-	if f, ok := findFold[*daemonSetFold](results, "daemonsets"); ok {
-		addons = append(addons, f.addons)
-	}
-	if f, ok := findFold[*deploymentFold](results, "deployments"); ok {
-		addons = append(addons, f.addons)
-	}
-	for _, s := range addons {
-		s.emit(e)
-	}
+	rep.finish()
 
 	elapsed := time.Since(start)
-	e.add("kube_telemetry_cluster", nil, map[string]any{
+	e.add(clusterMetric, nil, map[string]any{
 		"server_version":     info.GitVersion,
 		"platform":           info.Platform,
-		"cni":                cni(addons...),
+		"cni":                cni(rep.addons),
 		"collection_seconds": elapsed.Seconds(),
 		"api_requests":       k.requests.Load() - requestsBefore,
 		"pages":              pages,
@@ -291,62 +277,6 @@ func (k *KubeTelemetry) Gather(acc telegraf.Accumulator) error {
 			ok, failed, pages, k.requests.Load()-requestsBefore, elapsed)
 	}
 	return nil
-}
-
-// emitObjects writes kube_telemetry_objects: one count field per resource
-// listed successfully; a resource that failed or was excluded has no field
-// rather than a false zero.
-func emitObjects(e *emitter, results []*result) {
-	fields := make(map[string]any, len(objectFields)+5)
-	for _, r := range results {
-		if !r.ok() {
-			continue
-		}
-		if s, ok := r.fold.(*serviceFold); ok {
-			for k, v := range s.fields() {
-				fields[k] = v
-			}
-			continue
-		}
-		name, ok := objectFields[r.res.name]
-		if !ok {
-			continue
-		}
-		if c, ok := r.fold.(counter); ok {
-			fields[name] = c.count()
-		}
-	}
-	if len(fields) > 0 {
-		e.add("kube_telemetry_objects", nil, fields)
-	}
-}
-
-func resourceByName(name string) resource {
-	for _, r := range resources {
-		if r.name == name {
-			return r
-		}
-	}
-	return resource{name: name}
-}
-
-// emitter adds the cluster's identity tags and the gather's one timestamp
-// to every metric.
-type emitter struct {
-	acc  telegraf.Accumulator
-	ts   time.Time
-	tags map[string]string
-}
-
-func (e *emitter) add(measurement string, tags map[string]string, fields map[string]any) {
-	all := make(map[string]string, len(tags)+len(e.tags))
-	for k, v := range e.tags {
-		all[k] = v
-	}
-	for k, v := range tags {
-		all[k] = v
-	}
-	e.acc.AddFields(measurement, fields, all, e.ts)
 }
 
 func init() {

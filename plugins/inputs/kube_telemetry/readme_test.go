@@ -1,143 +1,123 @@
 package kube_telemetry
 
 import (
-	"bufio"
-	"fmt"
+	"flag"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/influxdata/telegraf/testutil"
 )
 
-// readmeMetrics is the metric list of README.md: measurement -> tag keys and
-// field keys with their documented types.
-type readmeMetric struct {
-	tags   []string
-	fields map[string]string
-}
+var updateReadme = flag.Bool("update", false, "rewrite the README's metric list from metrics.toml")
 
-var (
-	measurementLine = regexp.MustCompile("^- (kube_telemetry_[a-z_]+)")
-	itemLine        = regexp.MustCompile(`^    - ([a-z_, ]+?)(?: \(([a-z]+)\))?(?::|$)`)
+const (
+	readmeMetricsBegin = "<!-- The metric list is rendered from metrics.toml: edit metrics.toml, then run\n" +
+		"     go test ./plugins/inputs/kube_telemetry -run TestReadmeMetrics -update -->\n\n"
+	readmeMetricsEnd = "\n<!-- End of the list rendered from metrics.toml -->\n"
 )
 
-func parseReadmeMetrics(t *testing.T, readme string) map[string]*readmeMetric {
-	t.Helper()
-	section := readme[strings.Index(readme, "\n## Metrics\n"):]
-	section = section[:strings.Index(section, "\n## Example Output")]
-	out := map[string]*readmeMetric{}
-	var cur *readmeMetric
-	var inFields bool
-	sc := bufio.NewScanner(strings.NewReader(section))
-	for sc.Scan() {
-		line := sc.Text()
-		if m := measurementLine.FindStringSubmatch(line); m != nil {
-			cur = &readmeMetric{fields: map[string]string{}}
-			out[m[1]] = cur
-			continue
+// renderMetrics is the README's metric list: every measurement of the
+// schema with its tags and fields, their types and meanings. The common
+// tags are spelt out under the first measurement only.
+func renderMetrics() string {
+	var b strings.Builder
+	line := func(indent int, name, typ, doc string) {
+		b.WriteString(strings.Repeat("  ", indent) + "- " + name)
+		if typ != "" {
+			b.WriteString(" (" + typ + ")")
 		}
-		switch line {
-		case "  - tags:":
-			inFields = false
-			continue
-		case "  - fields:":
-			inFields = true
-			continue
+		if doc != "" {
+			b.WriteString(": " + doc)
 		}
-		m := itemLine.FindStringSubmatch(line)
-		if m == nil || cur == nil {
-			continue
+		b.WriteString("\n")
+	}
+	common := make([]string, 0, len(commonTags))
+	for _, k := range commonTags {
+		common = append(common, k.name)
+	}
+	for i, m := range measurements {
+		if i > 0 {
+			b.WriteString("\n")
 		}
-		if inFields {
-			require.NotEmpty(t, m[2], "README field %q has no type", m[1])
-			cur.fields[m[1]] = m[2]
-			continue
+		title := m.name
+		if m.series != "" {
+			title += " (" + m.series + ")"
 		}
-		for _, tag := range strings.Split(m[1], ",") {
-			cur.tags = append(cur.tags, strings.TrimSpace(tag))
+		line(0, title, "", "")
+		line(1, "tags:", "", "")
+		if i == 0 {
+			for _, k := range commonTags {
+				line(2, k.name, "", k.doc)
+			}
+		} else {
+			line(2, strings.Join(common, ", "), "", "")
+		}
+		for _, k := range m.tags {
+			line(2, k.name, "", k.doc)
+		}
+		line(1, "fields:", "", "")
+		for _, k := range m.fields {
+			line(2, k.name, k.typ.String(), k.doc)
 		}
 	}
-	for _, m := range out {
-		sort.Strings(m.tags)
-	}
-	return out
+	return b.String()
 }
 
-func readmeType(v any) string {
-	switch v.(type) {
-	case int64:
-		return "integer"
-	case float64:
-		return "float"
-	case string:
-		return "string"
-	case bool:
-		return "boolean"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
-// TestReadmeMatchesCode: the README documents exactly the measurements,
-// tags and fields (with their types) a gather emits, and embeds
-// sample.conf and the ClusterRole verbatim.
-func TestReadmeMatchesCode(t *testing.T) {
+// TestReadmeMetrics: the README's metric list is the schema's, rendered.
+// Each line that differs is named; -update rewrites the list.
+func TestReadmeMetrics(t *testing.T) {
 	data, err := os.ReadFile("README.md")
 	require.NoError(t, err)
 	readme := string(data)
+	begin := strings.Index(readme, readmeMetricsBegin)
+	end := strings.Index(readme, readmeMetricsEnd)
+	require.True(t, begin >= 0 && end > begin, "README.md has lost the markers around its metric list")
+	begin += len(readmeMetricsBegin)
+	want := renderMetrics()
+	if *updateReadme {
+		require.NoError(t, os.WriteFile("README.md", []byte(readme[:begin]+want+readme[end:]), 0o644))
+		return
+	}
+	got := readme[begin:end]
+	if got == want {
+		return
+	}
+	lines := func(s string) map[string]bool {
+		out := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			out[l] = true
+		}
+		return out
+	}
+	gotLines, wantLines := lines(got), lines(want)
+	var diff []string
+	for _, l := range strings.Split(got, "\n") {
+		if !wantLines[l] {
+			diff = append(diff, "README has, metrics.toml has not: "+l)
+		}
+	}
+	for _, l := range strings.Split(want, "\n") {
+		if !gotLines[l] {
+			diff = append(diff, "metrics.toml has, README has not: "+l)
+		}
+	}
+	if len(diff) == 0 {
+		diff = append(diff, "the same lines in another order")
+	}
+	t.Fatalf("the README's metric list differs from metrics.toml (rewrite it with "+
+		"go test ./plugins/inputs/kube_telemetry -run TestReadmeMetrics -update):\n%s", strings.Join(diff, "\n"))
+}
 
+// TestReadmeEmbeds: the README shows sample.conf and the ClusterRole
+// verbatim.
+func TestReadmeEmbeds(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	readme := string(data)
 	require.Contains(t, readme, "```toml @sample.conf\n"+sampleConfig+"```\n")
 	role, err := os.ReadFile(filepath.Join("..", "..", "..", "configs", "kubernetes", "base", "clusterrole.yaml"))
 	require.NoError(t, err)
 	require.Contains(t, readme, "```yaml\n"+string(role)+"```\n")
-
-	// Everything the fixture cluster makes the plugin emit, with every
-	// measurement present.
-	k := newFixture(t).plugin(t, func(k *KubeTelemetry) { k.ClusterName = "lab" })
-	var acc testutil.Accumulator
-	require.NoError(t, k.Gather(&acc))
-	emitted := map[string]*readmeMetric{}
-	for _, m := range acc.GetTelegrafMetrics() {
-		e := emitted[m.Name()]
-		if e == nil {
-			e = &readmeMetric{fields: map[string]string{}}
-			emitted[m.Name()] = e
-		}
-		for _, tag := range m.TagList() {
-			if !contains(e.tags, tag.Key) {
-				e.tags = append(e.tags, tag.Key)
-			}
-		}
-		for _, f := range m.FieldList() {
-			e.fields[f.Key] = readmeType(f.Value)
-		}
-	}
-	for _, m := range emitted {
-		sort.Strings(m.tags)
-	}
-
-	documented := parseReadmeMetrics(t, readme)
-	require.Len(t, documented, 9)
-	require.Equal(t, emitted, documented)
-
-	// The add-on names the README lists are the table's.
-	var addons []string
-	for _, r := range addonRules {
-		addons = append(addons, "`"+r.addon+"`")
-	}
-	require.Contains(t, readme, "    - addon: "+strings.Join(addons, ", ")+"\n")
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

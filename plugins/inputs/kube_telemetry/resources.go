@@ -18,9 +18,13 @@ type resource struct {
 	// metadataOnly resources are only counted: the server sends object
 	// metadata only, a fraction of the full objects.
 	metadataOnly bool
+	// objectsField is the resource's count field in
+	// kube_telemetry_objects, empty for the resources with measurements
+	// of their own (pods, nodes).
+	objectsField string
 	// newFold returns the per-gather state a list of this resource is
 	// folded into; a fresh one every gather so nothing outlives it.
-	newFold func() fold
+	newFold func(foldConfig) fold
 }
 
 func (r resource) gvr() schema.GroupVersionResource {
@@ -35,56 +39,45 @@ func (r resource) path() string {
 	return "/apis/" + r.group + "/" + r.version + "/" + r.name
 }
 
-// fold consumes a list item by item. item folds one object, given as its
-// protobuf encoding, into counters; reset forgets everything folded so far
-// (the list restarts after 410 Gone).
-type fold interface {
-	item(raw []byte) error
-	reset()
-}
-
 // resources is every list the plugin knows, ordered by expected cost so the
 // long lists start first when lists run side by side. Full objects where
 // fields of spec or status are needed; metadata-only where counting
 // suffices.
 var resources = []resource{
-	{name: "pods", kind: "Pod", version: "v1", namespaced: true, newFold: func() fold { return &podFold{} }},
-	{name: "replicasets", kind: "ReplicaSet", group: "apps", version: "v1", namespaced: true, metadataOnly: true, newFold: newCountFold},
-	{name: "nodes", kind: "Node", version: "v1", newFold: func() fold { return &nodeFold{} }},
-	{name: "services", kind: "Service", version: "v1", namespaced: true, newFold: func() fold { return &serviceFold{} }},
-	{name: "deployments", kind: "Deployment", group: "apps", version: "v1", namespaced: true, newFold: func() fold { return &deploymentFold{} }},
-	{name: "persistentvolumeclaims", kind: "PersistentVolumeClaim", version: "v1", namespaced: true, newFold: func() fold { return newPVCFold() }},
-	{name: "persistentvolumes", kind: "PersistentVolume", version: "v1", newFold: func() fold { return newPVFold() }},
-	{name: "jobs", kind: "Job", group: "batch", version: "v1", namespaced: true, metadataOnly: true, newFold: newCountFold},
-	{name: "cronjobs", kind: "CronJob", group: "batch", version: "v1", namespaced: true, metadataOnly: true, newFold: newCountFold},
-	{name: "statefulsets", kind: "StatefulSet", group: "apps", version: "v1", namespaced: true, metadataOnly: true, newFold: newCountFold},
-	{name: "daemonsets", kind: "DaemonSet", group: "apps", version: "v1", namespaced: true, newFold: func() fold { return &daemonSetFold{} }},
-	{name: "ingresses", kind: "Ingress", group: "networking.k8s.io", version: "v1", namespaced: true, metadataOnly: true, newFold: newCountFold},
-	{name: "namespaces", kind: "Namespace", version: "v1", metadataOnly: true, newFold: newCountFold},
-	{name: "customresourcedefinitions", kind: "CustomResourceDefinition", group: "apiextensions.k8s.io", version: "v1", metadataOnly: true, newFold: newCountFold},
-	{name: "ingressclasses", kind: "IngressClass", group: "networking.k8s.io", version: "v1", metadataOnly: true, newFold: newCountFold},
-	{name: "storageclasses", kind: "StorageClass", group: "storage.k8s.io", version: "v1", newFold: func() fold { return newStorageClassFold() }},
-	{name: "csidrivers", kind: "CSIDriver", group: "storage.k8s.io", version: "v1", metadataOnly: true, newFold: newCountFold},
-}
-
-// objectFields maps a resource to its count field in kube_telemetry_objects.
-// Pods and nodes have measurements of their own.
-var objectFields = map[string]string{
-	"namespaces":                "namespaces",
-	"deployments":               "deployments",
-	"replicasets":               "replicasets",
-	"statefulsets":              "statefulsets",
-	"daemonsets":                "daemonsets",
-	"jobs":                      "jobs",
-	"cronjobs":                  "cronjobs",
-	"services":                  "services",
-	"ingresses":                 "ingresses",
-	"ingressclasses":            "ingress_classes",
-	"storageclasses":            "storage_classes",
-	"csidrivers":                "csi_drivers",
-	"persistentvolumes":         "persistent_volumes",
-	"persistentvolumeclaims":    "persistent_volume_claims",
-	"customresourcedefinitions": "crds",
+	{name: "pods", kind: "Pod", version: "v1", namespaced: true,
+		newFold: objects(newPodTally)},
+	{name: "replicasets", kind: "ReplicaSet", group: "apps", version: "v1", namespaced: true, metadataOnly: true,
+		objectsField: "replicasets", newFold: counted},
+	{name: "nodes", kind: "Node", version: "v1",
+		newFold: objects(newNodeTally)},
+	{name: "services", kind: "Service", version: "v1", namespaced: true,
+		objectsField: "services", newFold: objects(newServiceTally)},
+	{name: "deployments", kind: "Deployment", group: "apps", version: "v1", namespaced: true,
+		objectsField: "deployments", newFold: objects(newDeploymentTally)},
+	{name: "persistentvolumeclaims", kind: "PersistentVolumeClaim", version: "v1", namespaced: true,
+		objectsField: "persistent_volume_claims", newFold: objects(newPVCTally)},
+	{name: "persistentvolumes", kind: "PersistentVolume", version: "v1",
+		objectsField: "persistent_volumes", newFold: objects(newPVTally)},
+	{name: "jobs", kind: "Job", group: "batch", version: "v1", namespaced: true, metadataOnly: true,
+		objectsField: "jobs", newFold: counted},
+	{name: "cronjobs", kind: "CronJob", group: "batch", version: "v1", namespaced: true, metadataOnly: true,
+		objectsField: "cronjobs", newFold: counted},
+	{name: "statefulsets", kind: "StatefulSet", group: "apps", version: "v1", namespaced: true, metadataOnly: true,
+		objectsField: "statefulsets", newFold: counted},
+	{name: "daemonsets", kind: "DaemonSet", group: "apps", version: "v1", namespaced: true,
+		objectsField: "daemonsets", newFold: objects(newDaemonSetTally)},
+	{name: "ingresses", kind: "Ingress", group: "networking.k8s.io", version: "v1", namespaced: true, metadataOnly: true,
+		objectsField: "ingresses", newFold: counted},
+	{name: "namespaces", kind: "Namespace", version: "v1", metadataOnly: true,
+		objectsField: "namespaces", newFold: counted},
+	{name: "customresourcedefinitions", kind: "CustomResourceDefinition", group: "apiextensions.k8s.io", version: "v1", metadataOnly: true,
+		objectsField: "crds", newFold: counted},
+	{name: "ingressclasses", kind: "IngressClass", group: "networking.k8s.io", version: "v1", metadataOnly: true,
+		objectsField: "ingress_classes", newFold: counted},
+	{name: "storageclasses", kind: "StorageClass", group: "storage.k8s.io", version: "v1",
+		objectsField: "storage_classes", newFold: objects(newStorageClassTally)},
+	{name: "csidrivers", kind: "CSIDriver", group: "storage.k8s.io", version: "v1", metadataOnly: true,
+		objectsField: "csi_drivers", newFold: counted},
 }
 
 // resourceNames lists the valid resource names, sorted, for error messages.
@@ -97,15 +90,12 @@ func resourceNames() []string {
 	return names
 }
 
-// countFold counts the items of a metadata-only list without decoding
-// them.
-type countFold struct{ n int64 }
-
-func newCountFold() fold { return &countFold{} }
-
-func (f *countFold) item([]byte) error { f.n++; return nil }
-func (f *countFold) reset()            { f.n = 0 }
-func (f *countFold) count() int64      { return f.n }
-
-// counter is a fold whose result is a single object count.
-type counter interface{ count() int64 }
+// resourceByName returns the resource of the table with that name.
+func resourceByName(name string) resource {
+	for _, r := range resources {
+		if r.name == name {
+			return r
+		}
+	}
+	return resource{name: name}
+}

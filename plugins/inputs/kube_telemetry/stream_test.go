@@ -72,7 +72,7 @@ func TestDecodeListServerEncoding(t *testing.T) {
 // the next item is decoded into the same object and buffer.
 func TestDecodeListReusedObject(t *testing.T) {
 	wire := serverEncoding(t, &corev1.PodList{Items: manyPods(50)})
-	var f podFold
+	f := objects(newPodTally)(foldConfig{}).(*objectFold[corev1.Pod, *corev1.Pod])
 	var names []string
 	_, _, err := decodeList(bytes.NewReader(wire), func(raw []byte) error {
 		if err := f.item(raw); err != nil {
@@ -85,7 +85,7 @@ func TestDecodeListReusedObject(t *testing.T) {
 	for i, n := range names {
 		require.Equal(t, "p"+fmtInt(i), n)
 	}
-	require.Equal(t, int64(50), f.total)
+	require.Equal(t, int64(50), f.tally.(*podTally).total)
 }
 
 func fmtInt(i int) string { return strconv.Itoa(i) }
@@ -139,10 +139,10 @@ func TestDecodeListMetadata(t *testing.T) {
 	}
 	wire, err := encodeList(list, "meta.k8s.io/v1", "PartialObjectMetadataList")
 	require.NoError(t, err)
-	var f countFold
-	next, n, err := decodeList(bytes.NewReader(wire), f.item)
+	var items int
+	next, n, err := decodeList(bytes.NewReader(wire), func([]byte) error { items++; return nil })
 	require.NoError(t, err)
 	require.Equal(t, "next", next)
 	require.Equal(t, 4, n)
-	require.Equal(t, int64(4), f.count())
+	require.Equal(t, 4, items)
 }

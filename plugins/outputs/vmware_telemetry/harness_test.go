@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,7 @@ import (
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/inputs/kube_telemetry"
 )
 
 // Proxies started by TestMain with scripts/tinyproxy.sh (Debian's
@@ -444,63 +446,134 @@ func receive[T any](t testing.TB, ch <-chan T, what string) T {
 var gatherTime = time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
 
 // kubeTelemetryMetrics is one gather of kube_telemetry for a cluster of
-// nodes nodes: every measurement of the contract, with the agent's global
+// nodes nodes: every measurement of its schema, with the agent's global
 // host tag as Telegraf adds it.
 func kubeTelemetryMetrics(nodes int, ts time.Time) []telegraf.Metric {
 	return kubeTelemetryMetricsNamed(nodes, ts, func(i int) string { return "node-" + strconv.Itoa(i) + ".corp.example.com" })
 }
 
+// fixtureRow is one series of the fixture: its own tags and the field
+// values a test relies on.
+type fixtureRow struct {
+	tags   map[string]string
+	fields map[string]any
+}
+
+// kubeTelemetryMetricsNamed builds the gather from kube_telemetry's schema:
+// each measurement it declares gets the rows below, every tag it declares
+// needs a value there, and every field it declares is present, with the
+// value below or a plain one of its type. A measurement, tag or field
+// renamed in the schema either reaches these metrics or panics here,
+// naming it.
 func kubeTelemetryMetricsNamed(nodes int, ts time.Time, nodeName func(int) string) []telegraf.Metric {
-	common := map[string]string{"cluster_uid": "3f1e2d4c-5b6a-4c8d-9e0f-1a2b3c4d5e6f", "cluster_name": "payments-prod", "host": "telemetry-agent-7f9c6d5b8-x2x9q"}
-	tags := func(extra map[string]string) map[string]string {
-		out := make(map[string]string, len(common)+len(extra))
-		for k, v := range common {
-			out[k] = v
-		}
-		for k, v := range extra {
-			out[k] = v
-		}
-		return out
+	n := int64(nodes)
+	rows := map[string][]fixtureRow{
+		"kube_telemetry_cluster": {{fields: map[string]any{"server_version": "v1.36.3", "platform": "linux/amd64", "cni": "antrea",
+			"collection_seconds": 1.25, "api_requests": int64(48), "pages": int64(40), "errors": int64(0), "resources": int64(17)}}},
+		"kube_telemetry_nodes": {{fields: map[string]any{"total": n, "ready": n - 1, "not_ready": int64(1), "unknown": int64(0),
+			"memory_pressure": int64(0), "disk_pressure": int64(0), "pid_pressure": int64(0), "network_unavailable": int64(0), "unschedulable": int64(1)}}},
+		"kube_telemetry_node_role": {
+			{tags: map[string]string{"role": "control-plane"}, fields: map[string]any{"nodes": int64(3)}},
+			{tags: map[string]string{"role": "worker"}, fields: map[string]any{"nodes": n - 3}},
+		},
+		"kube_telemetry_pods": {{fields: map[string]any{"total": n * 30, "pending": int64(2), "running": n*30 - 4, "succeeded": int64(1),
+			"failed": int64(1), "unknown": int64(0), "qos_guaranteed": int64(10), "qos_burstable": n * 20, "qos_best_effort": n*10 - 10,
+			"containers": n * 45, "init_containers": n * 5}}},
+		"kube_telemetry_objects": {{fields: map[string]any{"namespaces": int64(40), "deployments": int64(120), "replicasets": int64(300), "statefulsets": int64(8),
+			"daemonsets": int64(6), "jobs": int64(20), "cronjobs": int64(4), "services": int64(150), "services_cluster_ip": int64(140), "services_node_port": int64(4),
+			"services_load_balancer": int64(2), "services_external_name": int64(1), "services_headless": int64(3), "ingresses": int64(12), "ingress_classes": int64(1),
+			"storage_classes": int64(2), "csi_drivers": int64(1), "persistent_volumes": int64(30), "persistent_volume_claims": int64(30), "crds": int64(55)}}},
+		"kube_telemetry_storage": {{tags: map[string]string{"storage_class": "gold-vsan", "provisioner": "csi.vsphere.vmware.com"},
+			fields: map[string]any{"persistent_volumes": int64(30), "persistent_volume_claims": int64(30), "pv_capacity_bytes": int64(30 << 30), "pvc_requested_bytes": int64(30 << 30)}}},
+		"kube_telemetry_addon": {
+			{tags: map[string]string{"addon": "antrea", "category": "cni", "kind": "DaemonSet", "version": "v2.1.0"},
+				fields: map[string]any{"desired": n, "ready": n - 1}},
+			{tags: map[string]string{"addon": "coredns", "category": "dns", "kind": "Deployment", "version": "v1.11.3_vmware.1"},
+				fields: map[string]any{"desired": int64(2), "ready": int64(2)}},
+		},
 	}
-	var out []telegraf.Metric
-	add := func(name string, extra map[string]string, fields map[string]any) {
-		out = append(out, metric.New(name, tags(extra), fields, ts))
-	}
-	add("kube_telemetry_cluster", nil, map[string]any{"server_version": "v1.36.3", "platform": "linux/amd64", "cni": "antrea",
-		"collection_seconds": 1.25, "api_requests": int64(48), "pages": int64(40), "errors": int64(0), "resources": int64(17)})
 	for _, r := range []string{"pods", "nodes", "services", "deployments", "persistentvolumes"} {
-		add("kube_telemetry_resource", map[string]string{"resource": r}, map[string]any{"items": int64(nodes * 30), "pages": int64(3),
-			"duration_seconds": 0.125, "errors": int64(0), "restarts": int64(0)})
+		rows["kube_telemetry_resource"] = append(rows["kube_telemetry_resource"], fixtureRow{tags: map[string]string{"resource": r},
+			fields: map[string]any{"items": n * 30, "pages": int64(3), "duration_seconds": 0.125, "errors": int64(0), "restarts": int64(0)}})
 	}
-	add("kube_telemetry_nodes", nil, map[string]any{"total": int64(nodes), "ready": int64(nodes - 1), "not_ready": int64(1), "unknown": int64(0),
-		"memory_pressure": int64(0), "disk_pressure": int64(0), "pid_pressure": int64(0), "network_unavailable": int64(0), "unschedulable": int64(1)})
-	add("kube_telemetry_node_role", map[string]string{"role": "control-plane"}, map[string]any{"nodes": int64(3)})
-	add("kube_telemetry_node_role", map[string]string{"role": "worker"}, map[string]any{"nodes": int64(nodes - 3)})
 	for i := range nodes {
 		role := "worker"
 		if i < 3 {
 			role = "control-plane"
 		}
-		add("kube_telemetry_node", map[string]string{"node": nodeName(i), "role": role,
-			"os_image": "Ubuntu 22.04.4 LTS", "kernel_version": "5.15.0-91-generic", "operating_system": "linux", "architecture": "amd64",
-			"kubelet_version": "v1.36.3", "container_runtime_version": "containerd://1.7.2"},
-			map[string]any{"ready": i != 5, "cpu_capacity_millicores": int64(8000), "memory_capacity_bytes": int64(32 << 30), "pods_capacity": int64(110),
+		rows["kube_telemetry_node"] = append(rows["kube_telemetry_node"], fixtureRow{
+			tags: map[string]string{"node": nodeName(i), "role": role,
+				"os_image": "Ubuntu 22.04.4 LTS", "kernel_version": "5.15.0-91-generic", "operating_system": "linux", "architecture": "amd64",
+				"kubelet_version": "v1.36.3", "container_runtime_version": "containerd://1.7.2"},
+			fields: map[string]any{"ready": i != 5, "cpu_capacity_millicores": int64(8000), "memory_capacity_bytes": int64(32 << 30), "pods_capacity": int64(110),
 				"cpu_allocatable_millicores": int64(7800), "memory_allocatable_bytes": int64(31 << 30), "pods_allocatable": int64(110),
-				"gpu_capacity": int64(0), "gpu_allocatable": int64(0)})
+				"gpu_capacity": int64(0), "gpu_allocatable": int64(0)},
+		})
 	}
-	add("kube_telemetry_pods", nil, map[string]any{"total": int64(nodes * 30), "pending": int64(2), "running": int64(nodes*30 - 4), "succeeded": int64(1),
-		"failed": int64(1), "unknown": int64(0), "qos_guaranteed": int64(10), "qos_burstable": int64(nodes * 20), "qos_best_effort": int64(nodes*10 - 10),
-		"containers": int64(nodes * 45), "init_containers": int64(nodes * 5)})
-	add("kube_telemetry_objects", nil, map[string]any{"namespaces": int64(40), "deployments": int64(120), "replicasets": int64(300), "statefulsets": int64(8),
-		"daemonsets": int64(6), "jobs": int64(20), "cronjobs": int64(4), "services": int64(150), "services_cluster_ip": int64(140), "services_node_port": int64(4),
-		"services_load_balancer": int64(2), "services_external_name": int64(1), "services_headless": int64(3), "ingresses": int64(12), "ingress_classes": int64(1),
-		"storage_classes": int64(2), "csi_drivers": int64(1), "persistent_volumes": int64(30), "persistent_volume_claims": int64(30), "crds": int64(55)})
-	add("kube_telemetry_storage", map[string]string{"storage_class": "gold-vsan", "provisioner": "csi.vsphere.vmware.com"},
-		map[string]any{"persistent_volumes": int64(30), "persistent_volume_claims": int64(30), "pv_capacity_bytes": int64(30 << 30), "pvc_requested_bytes": int64(30 << 30)})
-	add("kube_telemetry_addon", map[string]string{"addon": "antrea", "category": "cni", "kind": "DaemonSet", "version": "v2.1.0"},
-		map[string]any{"desired": int64(nodes), "ready": int64(nodes - 1)})
-	add("kube_telemetry_addon", map[string]string{"addon": "coredns", "category": "dns", "kind": "Deployment", "version": "v1.11.3_vmware.1"},
-		map[string]any{"desired": int64(2), "ready": int64(2)})
+	common := map[string]string{"cluster_uid": "3f1e2d4c-5b6a-4c8d-9e0f-1a2b3c4d5e6f", "cluster_name": "payments-prod"}
+	return fromSchema(rows, common, map[string]string{"host": "telemetry-agent-7f9c6d5b8-x2x9q"}, ts)
+}
+
+// fromSchema turns the rows of each measurement of kube_telemetry's schema
+// into metrics, in the schema's order, and panics naming any measurement,
+// tag or field the rows and the schema do not agree on. extra tags are
+// added as they are (Telegraf's global tags).
+func fromSchema(rows map[string][]fixtureRow, common, extra map[string]string, ts time.Time) []telegraf.Metric {
+	schema, commonKeys := kube_telemetry.Schema()
+	plain := map[string]any{"int": int64(1), "float": 0.5, "string": "x", "bool": true}
+	for _, k := range commonKeys {
+		if _, ok := common[k.Name]; !ok {
+			panic(fmt.Sprintf("fixture: no value for the common tag %s of kube_telemetry's schema", k.Name))
+		}
+	}
+	var out []telegraf.Metric
+	declared := map[string]bool{}
+	for _, m := range schema {
+		declared[m.Name] = true
+		if len(rows[m.Name]) == 0 {
+			panic(fmt.Sprintf("fixture: no rows for %s of kube_telemetry's schema", m.Name))
+		}
+		for _, r := range rows[m.Name] {
+			tags := make(map[string]string, len(common)+len(extra)+len(m.Tags))
+			for k, v := range common {
+				tags[k] = v
+			}
+			for k, v := range extra {
+				tags[k] = v
+			}
+			for _, k := range m.Tags {
+				v, ok := r.tags[k.Name]
+				if !ok {
+					panic(fmt.Sprintf("fixture: %s row without a value for its tag %s", m.Name, k.Name))
+				}
+				tags[k.Name] = v
+			}
+			fields := make(map[string]any, len(m.Fields))
+			for _, k := range m.Fields {
+				v, ok := r.fields[k.Name]
+				if !ok {
+					v = plain[k.Type]
+				}
+				fields[k.Name] = v
+			}
+			for k := range r.tags {
+				if !slices.ContainsFunc(m.Tags, func(s kube_telemetry.SchemaKey) bool { return s.Name == k }) {
+					panic(fmt.Sprintf("fixture: %s tag %s is not in kube_telemetry's schema", m.Name, k))
+				}
+			}
+			for k := range r.fields {
+				if _, ok := fields[k]; !ok {
+					panic(fmt.Sprintf("fixture: %s field %s is not in kube_telemetry's schema", m.Name, k))
+				}
+			}
+			out = append(out, metric.New(m.Name, tags, fields, ts))
+		}
+	}
+	for name := range rows {
+		if !declared[name] {
+			panic(fmt.Sprintf("fixture: measurement %s is not in kube_telemetry's schema", name))
+		}
+	}
 	return out
 }
 
