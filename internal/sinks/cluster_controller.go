@@ -11,10 +11,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 )
 
 // clusterReconciler renders every ClusterMetricSink into the node
@@ -33,8 +35,13 @@ func (r *clusterReconciler) setup(mgr ctrl.Manager) error {
 	isOurConfigMap := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		return o.GetNamespace() == r.configMap.Namespace && o.GetName() == r.configMap.Name
 	})
+	// One render at start, so the node agents have a ConfigMap to mount
+	// before any sink exists.
+	start := make(chan event.GenericEvent, 1)
+	start <- event.GenericEvent{Object: &corev1.ConfigMap{}}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("clustermetricsink").
+		WatchesRawSource(source.Channel(start, toConfigMap)).
 		Watches(&ClusterMetricSink{}, toConfigMap, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// The ConfigMap edited or deleted by hand is put back.
 		Watches(&corev1.ConfigMap{}, toConfigMap, builder.WithPredicates(isOurConfigMap)).

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,15 +30,19 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if stopShared != nil {
+		stopShared()
+	}
 	testkube.Stop()
 	os.Exit(code)
 }
 
 const controllerNamespace = "telegraf-tkgi"
 
-// env is a real kube-apiserver with the CRDs and the controller's RBAC
-// from configs/sinks applied, and the controller running in this process
-// with its own ServiceAccount's token (so the shipped RBAC is what it has).
+// env is a real kube-apiserver with configs/sinks/ applied (CRDs, the
+// controller's RBAC) and one controller running in this process with its
+// own ServiceAccount's token, so the shipped RBAC is what it has. One per
+// test binary: controller-runtime names controllers process-wide.
 type env struct {
 	cluster *testkube.Cluster
 	admin   client.Client
@@ -46,44 +51,99 @@ type env struct {
 	checker Checker
 }
 
+var (
+	sharedOnce sync.Once
+	shared     *env
+	sharedErr  error
+	stopShared func()
+)
+
 func startEnv(t *testing.T) *env {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a real kube-apiserver")
 	}
 	c := testkube.Get(t)
-	kubectl(t, c, "apply", "-k", filepath.Join(testkube.RepoRoot(), "configs", "sinks"))
-	kubectl(t, c, "wait", "--for=condition=Established", "--timeout=60s",
-		"crd/clustermetricsinks.pksapi.io", "crd/metricsinks.pksapi.io")
+	checker := testChecker(t)
+	sharedOnce.Do(func() {
+		// The stand-in ServiceAccount directory must outlive this test.
+		dir, err := os.MkdirTemp("", "sinks-sa-")
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		for _, f := range []string{"ca.crt", "token"} {
+			b, err := os.ReadFile(filepath.Join(checker.ServiceAccountDir, f))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, f), b, 0o600)
+			}
+			if err != nil {
+				sharedErr = err
+				return
+			}
+		}
+		shared, stopShared, sharedErr = setupEnv(c, Checker{ServiceAccountDir: dir})
+		stop := stopShared
+		stopShared = func() {
+			if stop != nil {
+				stop()
+			}
+			os.RemoveAll(dir)
+		}
+	})
+	require.NoError(t, sharedErr)
+	return shared
+}
 
+func setupEnv(c *testkube.Cluster, checker Checker) (*env, func(), error) {
+	if out, err := c.Kubectl(c.AdminKubeconfig, "apply", "-k", filepath.Join(testkube.RepoRoot(), "configs", "sinks")); err != nil {
+		return nil, nil, fmt.Errorf("applying configs/sinks failed: %w: %s", err, out)
+	}
+	if out, err := c.Kubectl(c.AdminKubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd/clustermetricsinks.pksapi.io", "crd/metricsinks.pksapi.io"); err != nil {
+		return nil, nil, fmt.Errorf("waiting for the CRDs failed: %w: %s", err, out)
+	}
 	scheme, err := NewScheme()
-	require.NoError(t, err)
+	if err != nil {
+		return nil, nil, err
+	}
 	adminCfg := restConfig(c, c.AdminToken)
 	admin, err := client.New(adminCfg, client.Options{Scheme: scheme})
-	require.NoError(t, err)
+	if err != nil {
+		return nil, nil, err
+	}
 	kube, err := kubernetes.NewForConfig(adminCfg)
-	require.NoError(t, err)
-	e := &env{cluster: c, admin: admin, kube: kube, cmName: "sinks-test-" + suffix(), checker: testChecker(t)}
+	if err != nil {
+		return nil, nil, err
+	}
+	e := &env{cluster: c, admin: admin, kube: kube, cmName: "sinks-test-" + suffix(), checker: checker}
 
 	// ClusterMetricSinks are cluster-wide: a shared apiserver may hold an
 	// earlier run's.
-	require.NoError(t, admin.DeleteAllOf(context.Background(), &ClusterMetricSink{}))
-
-	token := e.token(t, controllerNamespace, "telegraf-tkgi-sink-controller")
+	if err := admin.DeleteAllOf(context.Background(), &ClusterMetricSink{}); err != nil {
+		return nil, nil, err
+	}
+	token, err := e.mintToken(controllerNamespace, "telegraf-tkgi-sink-controller")
+	if err != nil {
+		return nil, nil, err
+	}
 	mgr, err := NewManager(restConfig(c, token), Options{
 		Namespace: controllerNamespace, ConfigMapName: e.cmName, AgentImage: "telegraf-tkgi:test",
-		MetricsAddr: "0", ProbeAddr: "0", Checker: e.checker,
+		MetricsAddr: "0", ProbeAddr: "0", Checker: checker,
 	})
-	require.NoError(t, err)
+	if err != nil {
+		return nil, nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
+	return e, func() {
 		cancel()
-		require.NoError(t, <-done)
+		if err := <-done; err != nil {
+			fmt.Fprintf(os.Stderr, "the sink controller stopped with an error: %v\n", err)
+		}
 		_ = admin.DeleteAllOf(context.Background(), &ClusterMetricSink{})
-	})
-	return e
+	}, nil
 }
 
 func restConfig(c *testkube.Cluster, token string) *rest.Config {
@@ -99,13 +159,14 @@ func kubectl(t *testing.T, c *testkube.Cluster, args ...string) string {
 	return out
 }
 
-// token mints a ServiceAccount token through the TokenRequest API.
-func (e *env) token(t *testing.T, ns, sa string) string {
-	t.Helper()
+// mintToken mints a ServiceAccount token through the TokenRequest API.
+func (e *env) mintToken(ns, sa string) (string, error) {
 	tr, err := e.kube.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), sa,
 		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	return tr.Status.Token
+	if err != nil {
+		return "", fmt.Errorf("minting a token for %s/%s failed: %w", ns, sa, err)
+	}
+	return tr.Status.Token, nil
 }
 
 func (e *env) namespace(t *testing.T, prefix string) string {
@@ -341,7 +402,9 @@ func TestTenantTokenSeesOnlyItsNamespace(t *testing.T) {
 	st := e.waitStatus(t, sink, func() *SinkStatus { return &sink.Status }, 1)
 	require.Equal(t, metav1.ConditionTrue, condition(st, ConditionReady).Status, "%+v", st)
 
-	tenant, err := kubernetes.NewForConfig(restConfig(e.cluster, e.token(t, mine, TenantObjectName("app"))))
+	token, err := e.mintToken(mine, TenantObjectName("app"))
+	require.NoError(t, err)
+	tenant, err := kubernetes.NewForConfig(restConfig(e.cluster, token))
 	require.NoError(t, err)
 	_, err = tenant.CoreV1().Pods(mine).List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)

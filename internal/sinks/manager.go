@@ -87,9 +87,12 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	// Only the objects the controller renders are cached, not every
 	// ConfigMap and Deployment of the cluster.
 	ours := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{managedByLabel: managedBy})}
+	logger := logr.FromSlogHandler(slog.Default().Handler())
+	// client-go's informers log through controller-runtime's root logger.
+	ctrl.SetLogger(logger)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme,
-		Logger: logr.FromSlogHandler(slog.Default().Handler()),
+		Logger: logger,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.ConfigMap{}:      ours,
 			&corev1.ServiceAccount{}: ours,
