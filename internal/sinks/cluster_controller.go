@@ -61,13 +61,7 @@ func (r *clusterReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl
 		if !s.DeletionTimestamp.IsZero() {
 			continue
 		}
-		cs, err := ParseClusterSink(s.Name, s.Spec)
-		if err == nil {
-			var alone []byte
-			if alone, err = RenderCluster([]ClusterSink{cs}); err == nil {
-				err = r.checker.Check(alone)
-			}
-		}
+		cs, err := r.checker.ValidateClusterMetricSink(&s)
 		if err != nil {
 			log.FromContext(ctx).Info("ClusterMetricSink is invalid", "sink", s.Name, "error", err.Error())
 			outcomes[s.Name] = invalidOutcome(err)

@@ -21,6 +21,8 @@ func Command() *cli.Command {
 			&cli.StringFlag{Name: "metrics-bind-address", Value: d.MetricsAddr, Usage: "address of the controller's Prometheus metrics; 0 turns them off"},
 			&cli.StringFlag{Name: "health-probe-bind-address", Value: d.ProbeAddr, Usage: "address of /healthz and /readyz; 0 turns them off"},
 			&cli.BoolFlag{Name: "leader-elect", Usage: "elect one active replica through a Lease"},
+			&cli.IntFlag{Name: "webhook-port", Usage: "serve the validating webhook over TLS on this port; 0 serves none"},
+			&cli.StringFlag{Name: "webhook-cert-dir", Value: "/tmp/k8s-webhook-server/serving-certs", Usage: "directory holding the webhook's tls.crt and tls.key"},
 		},
 		Action: func(cCtx *cli.Context) error {
 			// SIGTERM (the kubelet stopping the pod) ends the manager cleanly,
@@ -28,13 +30,15 @@ func Command() *cli.Command {
 			ctx, stop := signal.NotifyContext(cCtx.Context, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return Run(ctx, Options{
-				Kubeconfig:    cCtx.String("kubeconfig"),
-				Namespace:     cCtx.String("namespace"),
-				ConfigMapName: cCtx.String("cluster-configmap"),
-				AgentImage:    cCtx.String("agent-image"),
-				MetricsAddr:   cCtx.String("metrics-bind-address"),
-				ProbeAddr:     cCtx.String("health-probe-bind-address"),
-				LeaderElect:   cCtx.Bool("leader-elect"),
+				Kubeconfig:     cCtx.String("kubeconfig"),
+				Namespace:      cCtx.String("namespace"),
+				ConfigMapName:  cCtx.String("cluster-configmap"),
+				AgentImage:     cCtx.String("agent-image"),
+				MetricsAddr:    cCtx.String("metrics-bind-address"),
+				ProbeAddr:      cCtx.String("health-probe-bind-address"),
+				LeaderElect:    cCtx.Bool("leader-elect"),
+				WebhookPort:    cCtx.Int("webhook-port"),
+				WebhookCertDir: cCtx.String("webhook-cert-dir"),
 			})
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testkube"
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
 )
 
 func TestMain(m *testing.M) {
@@ -49,6 +51,10 @@ type env struct {
 	kube    *kubernetes.Clientset
 	cmName  string
 	checker Checker
+	// webhookPort serves the validating webhook; webhookCA is its
+	// certificate (self-signed, for 127.0.0.1).
+	webhookPort int
+	webhookCA   []byte
 }
 
 var (
@@ -65,6 +71,7 @@ func startEnv(t *testing.T) *env {
 	}
 	c := testkube.Get(t)
 	checker := testChecker(t)
+	pki := testpki.New(t)
 	sharedOnce.Do(func() {
 		// The stand-in ServiceAccount directory must outlive this test.
 		dir, err := os.MkdirTemp("", "sinks-sa-")
@@ -82,7 +89,21 @@ func startEnv(t *testing.T) *env {
 				return
 			}
 		}
-		shared, stopShared, sharedErr = setupEnv(c, Checker{ServiceAccountDir: dir})
+		certDir := filepath.Join(dir, "webhook")
+		if sharedErr = os.Mkdir(certDir, 0o700); sharedErr != nil {
+			return
+		}
+		for from, to := range map[string]string{pki.CertFile: "tls.crt", pki.KeyFile: "tls.key"} {
+			b, err := os.ReadFile(from)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(certDir, to), b, 0o600)
+			}
+			if err != nil {
+				sharedErr = err
+				return
+			}
+		}
+		shared, stopShared, sharedErr = setupEnv(c, Checker{ServiceAccountDir: dir}, certDir)
 		stop := stopShared
 		stopShared = func() {
 			if stop != nil {
@@ -95,7 +116,7 @@ func startEnv(t *testing.T) *env {
 	return shared
 }
 
-func setupEnv(c *testkube.Cluster, checker Checker) (*env, func(), error) {
+func setupEnv(c *testkube.Cluster, checker Checker, certDir string) (*env, func(), error) {
 	if out, err := c.Kubectl(c.AdminKubeconfig, "apply", "-k", filepath.Join(testkube.RepoRoot(), "configs", "sinks")); err != nil {
 		return nil, nil, fmt.Errorf("applying configs/sinks failed: %w: %s", err, out)
 	}
@@ -117,6 +138,15 @@ func setupEnv(c *testkube.Cluster, checker Checker) (*env, func(), error) {
 		return nil, nil, err
 	}
 	e := &env{cluster: c, admin: admin, kube: kube, cmName: "sinks-test-" + suffix(), checker: checker}
+	if e.webhookCA, err = os.ReadFile(filepath.Join(certDir, "tls.crt")); err != nil {
+		return nil, nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	e.webhookPort = l.Addr().(*net.TCPAddr).Port
+	l.Close()
 
 	// ClusterMetricSinks are cluster-wide: a shared apiserver may hold an
 	// earlier run's.
@@ -130,6 +160,7 @@ func setupEnv(c *testkube.Cluster, checker Checker) (*env, func(), error) {
 	mgr, err := NewManager(restConfig(c, token), Options{
 		Namespace: controllerNamespace, ConfigMapName: e.cmName, AgentImage: "telegraf-tkgi:test",
 		MetricsAddr: "0", ProbeAddr: "0", Checker: checker,
+		WebhookPort: e.webhookPort, WebhookCertDir: certDir,
 	})
 	if err != nil {
 		return nil, nil, err

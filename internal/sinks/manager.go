@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 )
 
 // Options configure the sink controller.
@@ -41,6 +42,10 @@ type Options struct {
 	LeaderElect bool
 	// Checker checks every rendered configuration.
 	Checker Checker
+	// WebhookPort serves the validating webhook over TLS on all addresses
+	// (0: no webhook), with tls.crt and tls.key from WebhookCertDir.
+	WebhookPort    int
+	WebhookCertDir string
 }
 
 // DefaultOptions are the flags' defaults, matching configs/sinks/.
@@ -101,6 +106,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			&appsv1.Deployment{}:     ours,
 		}},
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		WebhookServer:           webhookServer(o),
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "telegraf-tkgi-sink-controller",
@@ -117,6 +123,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		configMap: types.NamespacedName{Namespace: o.Namespace, Name: o.ConfigMapName}, checker: o.Checker}
 	if err := cluster.setup(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the ClusterMetricSink controller failed: %w", err)
+	}
+	if o.WebhookPort != 0 {
+		mgr.GetWebhookServer().Register(WebhookPath, newValidator(scheme, o.Checker))
 	}
 	if o.ProbeAddr != "0" {
 		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -146,4 +155,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	slog.Info("Sink controller starting", "namespace", o.Namespace, "configmap", o.ConfigMapName, "agent_image", o.AgentImage)
 	return mgr.Start(ctx)
+}
+
+func webhookServer(o Options) webhook.Server {
+	if o.WebhookPort == 0 {
+		return nil
+	}
+	return webhook.NewServer(webhook.Options{Port: o.WebhookPort, CertDir: o.WebhookCertDir})
 }

@@ -58,13 +58,7 @@ func (r *tenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 // render checks the sink and, when it loads, applies its objects. An invalid
 // sink leaves the objects of its last valid version running.
 func (r *tenantReconciler) render(ctx context.Context, sink *MetricSink) (outcome, error) {
-	if len(sink.Name) > maxSinkName {
-		return invalidOutcome(fmt.Errorf("metadata.name: a MetricSink's name may have at most %d characters", maxSinkName)), nil
-	}
-	conf, err := RenderTenant(sink.Namespace, sink.Name, sink.Spec)
-	if err == nil {
-		err = r.checker.Check(conf)
-	}
+	conf, err := r.checker.ValidateMetricSink(sink)
 	if err != nil {
 		log.FromContext(ctx).Info("MetricSink is invalid", "error", err.Error())
 		return invalidOutcome(err), nil
