@@ -1,9 +1,13 @@
 package sinks
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 )
 
 func TestCheckReportsThePluginsOwnError(t *testing.T) {
@@ -49,4 +53,25 @@ func TestCheckerReadsTheAgentsServiceAccountFilesFromItsStandIn(t *testing.T) {
 	require.NoError(t, testChecker(t).Check(conf))
 	// Without the files, the plugin's own error names the missing one.
 	require.ErrorContains(t, Checker{ServiceAccountDir: t.TempDir()}.Check(conf), "ca.crt")
+}
+
+// Prometheus remote write is compiled in both ways: a sink pushes it with
+// outputs.http, and http_listener_v2 receives it.
+func TestRemoteWriteLoads(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "configs", "sinks", "examples", "remote-write.yaml"))
+	require.NoError(t, err)
+	var sink ClusterMetricSink
+	require.NoError(t, yaml.UnmarshalStrict(b, &sink))
+	_, err = testChecker(t).ValidateClusterMetricSink(&sink)
+	require.NoError(t, err)
+
+	tenant := MetricSink{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "rw"},
+		Spec: SinkSpec{
+			Inputs:  []Plugin{{"type": "http_listener_v2", "service_address": ":1234", "paths": []interface{}{"/receive"}, "data_format": "prometheusremotewrite"}},
+			Outputs: []Plugin{{"type": "discard"}},
+		},
+	}
+	_, err = testChecker(t).ValidateMetricSink(&tenant)
+	require.NoError(t, err)
 }

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 )
 
@@ -32,10 +33,32 @@ func parsePlugins(field string, list []Plugin) ([]section, error) {
 		options := make(map[string]interface{}, len(p)-1)
 		for k, v := range p.DeepCopy() {
 			if k != "type" {
-				options[k] = v
+				options[k] = wholeNumbersAsIntegers(v)
 			}
 		}
 		sections = append(sections, section{name: name, options: options})
 	}
 	return sections, nil
+}
+
+// wholeNumbersAsIntegers turns whole float64 values into int64, in nested
+// lists and maps too. JSON has one number type and some decoders give every
+// number as a float; written to TOML as 2.0, it would not load into a
+// Telegraf integer option, while an integer loads into a float option too.
+func wholeNumbersAsIntegers(v interface{}) interface{} {
+	switch x := v.(type) {
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return int64(x)
+		}
+	case []interface{}:
+		for i := range x {
+			x[i] = wholeNumbersAsIntegers(x[i])
+		}
+	case map[string]interface{}:
+		for k := range x {
+			x[k] = wholeNumbersAsIntegers(x[k])
+		}
+	}
+	return v
 }
