@@ -319,9 +319,9 @@ func TestMetricSinkLifecycle(t *testing.T) {
 
 	// Exactly the five objects, all owned by the sink.
 	require.Equal(t, []string{
-		"ConfigMap/" + name, "Deployment/" + name, "Role/" + name, "RoleBinding/" + name, "ServiceAccount/" + name,
+		"ConfigMap/" + name, "Deployment/" + name, "Role/" + name, "RoleBinding/" + name, "Service/" + name, "ServiceAccount/" + name,
 	}, e.rendered(t, ns))
-	for _, obj := range []client.Object{&corev1.ConfigMap{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}, &appsv1.Deployment{}} {
+	for _, obj := range []client.Object{&corev1.ConfigMap{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}, &appsv1.Deployment{}, &corev1.Service{}} {
 		require.NoError(t, e.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj))
 		refs := obj.GetOwnerReferences()
 		require.Len(t, refs, 1)
@@ -358,6 +358,12 @@ func TestMetricSinkLifecycle(t *testing.T) {
 	require.NoError(t, e.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &after))
 	require.Equal(t, deploy.UID, after.UID)
 	require.Equal(t, int32(9274), after.Spec.Template.Spec.Containers[0].Ports[0].ContainerPort)
+	// The Service follows the port: the field report's complaint.
+	var svc corev1.Service
+	require.NoError(t, e.admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc))
+	require.Equal(t, "None", svc.Spec.ClusterIP)
+	require.Equal(t, int32(9274), svc.Spec.Ports[0].Port)
+	require.Equal(t, "metrics", svc.Spec.Ports[0].TargetPort.StrVal)
 
 	// A bad option: Invalid with the plugin's own message; the last valid
 	// configuration keeps running.
@@ -394,6 +400,12 @@ spec:
 		return err == nil && strings.Contains(cm.Data[ConfigKey], `":9275"`), fmt.Sprint(err)
 	})
 
+	// Without a prometheus_client output, the Service goes.
+	e.applyYAML(t, ns, strings.Replace(tenantSink("app", "file", "unused"), "    listen: \"unused\"\n", "", 1))
+	st = e.waitStatus(t, sink, func() *SinkStatus { return &sink.Status }, 6)
+	require.Equal(t, metav1.ConditionTrue, condition(st, ConditionReady).Status, "%+v", st)
+	require.NotContains(t, e.rendered(t, ns), "Service/"+name)
+
 	// Deleting the sink: the objects stay only until the garbage collector
 	// (not running here) follows their owner references.
 	kubectl(t, e.cluster, "-n", ns, "delete", "metricsink", "app", "--wait=true")
@@ -409,6 +421,7 @@ func (e *env) rendered(t *testing.T, ns string) []string {
 	lists := map[string]client.ObjectList{
 		"ConfigMap": &corev1.ConfigMapList{}, "ServiceAccount": &corev1.ServiceAccountList{},
 		"Role": &rbacv1.RoleList{}, "RoleBinding": &rbacv1.RoleBindingList{}, "Deployment": &appsv1.DeploymentList{},
+		"Service": &corev1.ServiceList{},
 	}
 	for kind, list := range lists {
 		require.NoError(t, e.admin.List(context.Background(), list, client.InNamespace(ns), sel))

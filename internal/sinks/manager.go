@@ -104,6 +104,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			&rbacv1.Role{}:           ours,
 			&rbacv1.RoleBinding{}:    ours,
 			&appsv1.Deployment{}:     ours,
+			&corev1.Service{}:        ours,
 		}},
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		WebhookServer:           webhookServer(o),

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
@@ -51,7 +52,8 @@ func tenantSelector(sink string) map[string]string {
 // tenantObjects is what one MetricSink renders in its namespace, each owned
 // by the sink so the garbage collector removes them with it: the
 // configuration, an identity, the right to read its namespace's pods and
-// nothing else, and a one-replica agent running the configuration.
+// nothing else, a one-replica agent running the configuration, and a
+// headless Service when a prometheus_client output serves metrics.
 func tenantObjects(sink *MetricSink, conf []byte, image string) []runtime.ApplyConfiguration {
 	ns, name := sink.Namespace, TenantObjectName(sink.Name)
 	labels := tenantLabels(sink.Name)
@@ -85,12 +87,16 @@ func tenantObjects(sink *MetricSink, conf []byte, image string) []runtime.ApplyC
 			WithReadOnlyRootFilesystem(true).
 			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL"))).
 		WithVolumeMounts(corev1ac.VolumeMount().WithName("config").WithMountPath(configDir).WithReadOnly(true))
-	for i, port := range prometheusClientPorts(sink.Spec.Outputs) {
+	ports := prometheusClientPorts(sink.Spec.Outputs)
+	svc := corev1ac.Service(name, ns).WithLabels(labels).WithOwnerReferences(owner).
+		WithSpec(corev1ac.ServiceSpec().WithClusterIP("None").WithSelector(tenantSelector(sink.Name)))
+	for i, port := range ports {
 		portName := "metrics"
 		if i > 0 {
 			portName = "metrics-" + strconv.Itoa(i)
 		}
 		container.WithPorts(corev1ac.ContainerPort().WithName(portName).WithContainerPort(port))
+		svc.Spec.WithPorts(corev1ac.ServicePort().WithName(portName).WithPort(port).WithTargetPort(intstr.FromString(portName)))
 	}
 
 	deploy := appsv1ac.Deployment(name, ns).WithLabels(labels).WithOwnerReferences(owner).
@@ -108,7 +114,13 @@ func tenantObjects(sink *MetricSink, conf []byte, image string) []runtime.ApplyC
 					WithVolumes(corev1ac.Volume().WithName("config").
 						WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(name))))))
 
-	return []runtime.ApplyConfiguration{cm, sa, role, binding, deploy}
+	objs := []runtime.ApplyConfiguration{cm, sa, role, binding, deploy}
+	if len(ports) > 0 {
+		// Headless, so Prometheus's endpoints discovery reaches the pod
+		// itself, on a named port that follows the configuration.
+		objs = append(objs, svc)
+	}
+	return objs
 }
 
 // prometheusClientPorts are the ports the sink's prometheus_client outputs

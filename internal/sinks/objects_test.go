@@ -35,7 +35,11 @@ func TestTenantObjects(t *testing.T) {
 		Spec:       SinkSpec{Outputs: []Plugin{{"type": "prometheus_client", "listen": ":9274"}}},
 	}
 	objs := tenantObjects(sink, []byte("conf"), "img:1")
-	require.Len(t, objs, 5)
+	require.Len(t, objs, 6)
+	svc := objs[5].(*corev1ac.ServiceApplyConfiguration)
+	require.Equal(t, "None", *svc.Spec.ClusterIP)
+	require.Equal(t, int32(9274), *svc.Spec.Ports[0].Port)
+	require.Equal(t, "metrics", svc.Spec.Ports[0].TargetPort.StrVal)
 
 	cm := objs[0].(*corev1ac.ConfigMapApplyConfiguration)
 	require.Equal(t, "conf", cm.Data[ConfigKey])
@@ -67,4 +71,10 @@ func TestTenantObjects(t *testing.T) {
 		require.Equal(t, []string{"MetricSink", "uid-1"}, refs)
 	}
 	require.True(t, *deploy.OwnerReferences[0].Controller)
+}
+
+func TestTenantObjectsWithoutMetricsPortHaveNoService(t *testing.T) {
+	sink := &MetricSink{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "app"},
+		Spec: SinkSpec{Outputs: []Plugin{{"type": "influxdb"}}}}
+	require.Len(t, tenantObjects(sink, nil, "img"), 5)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -37,6 +38,7 @@ func (r *tenantReconciler) setup(mgr ctrl.Manager) error {
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
 		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
 		Complete(r)
 }
 
@@ -70,6 +72,14 @@ func (r *tenantReconciler) render(ctx context.Context, sink *MetricSink) (outcom
 		}
 	}
 	name := TenantObjectName(sink.Name)
+	if len(prometheusClientPorts(sink.Spec.Outputs)) == 0 {
+		// No metrics port any more: no Service pointing at nothing.
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: sink.Namespace, Name: name}}
+		if err := r.client.Delete(ctx, svc); client.IgnoreNotFound(err) != nil {
+			err = fmt.Errorf("deleting Service %s failed: %w", name, err)
+			return failedOutcome(ReasonApplyFailed, err), err
+		}
+	}
 	return validOutcome(fmt.Sprintf("rendered into ConfigMap %s and Deployment %s", name, name)), nil
 }
 
