@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/buildinfo"
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/sinks"
 
 	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/all"
 )
@@ -138,6 +139,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				},
 			},
 			secretsCommand(stdout),
+			sinks.Command(),
 			{
 				Name:      "plugins",
 				Usage:     "list the compiled-in plugins",

@@ -47,11 +47,13 @@ import (
 	_ "github.com/influxdata/telegraf/plugins/parsers/influx"
 	_ "github.com/influxdata/telegraf/plugins/parsers/json"
 	_ "github.com/influxdata/telegraf/plugins/parsers/prometheus"
+	_ "github.com/influxdata/telegraf/plugins/parsers/prometheusremotewrite"
 
 	// Serializers.
 	_ "github.com/influxdata/telegraf/plugins/serializers/influx"
 	_ "github.com/influxdata/telegraf/plugins/serializers/json"
 	_ "github.com/influxdata/telegraf/plugins/serializers/prometheus"
+	_ "github.com/influxdata/telegraf/plugins/serializers/prometheusremotewrite"
 
 	// Secret stores (those that build without cgo and fit a Kubernetes
 	// agent or its server).
