@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testkube"
 )
 
@@ -158,8 +159,7 @@ func TestAgentServiceAccountIsLeastPrivilege(t *testing.T) {
 // With only that ServiceAccount token, kube_telemetry collects everything
 // and reports no error.
 func TestAgentServiceAccountCanCollect(t *testing.T) {
-	binary := os.Getenv("TELEGRAF_TKGI_BIN")
-	require.NotEmpty(t, binary, "set TELEGRAF_TKGI_BIN to the built binary (make test does)")
+	binary := testbin.Path(t)
 	c := applied(t)
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testkube"
 )
 
@@ -156,8 +157,7 @@ type influxResult struct {
 // (scraping prometheus_client) and Debian's InfluxDB (outputs.influxdb), and
 // the Grafana dashboard queries only metrics that exist there.
 func TestPrometheusAndInfluxDBEndToEnd(t *testing.T) {
-	binary := os.Getenv("TELEGRAF_TKGI_BIN")
-	require.NotEmpty(t, binary, "set TELEGRAF_TKGI_BIN to the built binary (make test does)")
+	binary := testbin.Path(t)
 	c := testkube.Get(t)
 
 	dir := t.TempDir()

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
 )
 
 const unitFile = "systemd/telegraf-tkgi-server.service"
@@ -19,8 +21,7 @@ const unitFile = "systemd/telegraf-tkgi-server.service"
 // devices, a system-call filter. ExecStart's binary is bind-mounted into a
 // private mount namespace, as verify checks that it exists.
 func TestServerUnitVerifies(t *testing.T) {
-	binary := os.Getenv("TELEGRAF_TKGI_BIN")
-	require.NotEmpty(t, binary, "set TELEGRAF_TKGI_BIN to the built binary (make test does)")
+	binary := testbin.Path(t)
 	require.Zero(t, os.Geteuid(), "this test mounts the binary at the unit's ExecStart path in a private mount namespace: run it as root (make test in the CI container does)")
 	unit, err := os.ReadFile(unitFile)
 	require.NoError(t, err)

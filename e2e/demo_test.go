@@ -22,6 +22,9 @@ import (
 // bin/ or .cache/ do not), with no cluster configured. It shares the
 // user's tool-binary cache so kube-apiserver is not rebuilt.
 func TestMakeDemoFromCleanCheckout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs make demo in a copy of the checkout: an integration test, run without -short (make test)")
+	}
 	root := repoRoot(t)
 	clone := t.TempDir()
 	copyCheckout(t, root, clone)

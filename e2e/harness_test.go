@@ -23,6 +23,7 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/stretchr/testify/require"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testkube"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
@@ -55,8 +56,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	bin := os.Getenv("TELEGRAF_TKGI_BIN")
-	require.NotEmpty(t, bin, "set TELEGRAF_TKGI_BIN to the built binary (make test does)")
+	bin := testbin.Path(t)
 	c := testkube.Get(t)
 	seedOnce.Do(func() {
 		// The same cluster configs/monitoring_test.go seeds: the seeder is

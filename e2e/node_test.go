@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
 )
 
@@ -24,8 +25,7 @@ import (
 // are mounted at their path.
 func TestNodeConfVerifiesKubeletTLS(t *testing.T) {
 	requireRoot(t)
-	bin := os.Getenv("TELEGRAF_TKGI_BIN")
-	require.NotEmpty(t, bin, "set TELEGRAF_TKGI_BIN to the built binary (make test does)")
+	bin := testbin.Path(t)
 	clusterCA := testpki.New(t)
 	selfSigned := testpki.New(t)
 	for _, tc := range []struct {

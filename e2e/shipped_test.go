@@ -22,6 +22,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testkube"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
@@ -653,8 +654,7 @@ func randomToken(t *testing.T) string {
 // request without the token.
 func TestServerUnitStartsServer(t *testing.T) {
 	requireRoot(t)
-	bin := os.Getenv("TELEGRAF_TKGI_BIN")
-	require.NotEmpty(t, bin, "set TELEGRAF_TKGI_BIN to the built binary (make test does)")
+	bin := testbin.Path(t)
 	f := &fixture{t: t, bin: bin, dir: t.TempDir()}
 	require.NoError(t, os.Chmod(f.dir, 0o755))
 	pki := testpki.NewFor(t, []string{"telemetry.tkgi-system.svc"})

@@ -14,6 +14,7 @@ import (
 	"github.com/influxdata/telegraf/metric"
 	"github.com/stretchr/testify/require"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testversions"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
@@ -37,8 +38,7 @@ type versionLine struct {
 // stored (the listener accepts what the agent sends), the corpus strings
 // keep core and vendor token, and no planted word reaches the lake.
 func TestVersionStringsBinaryBothEnds(t *testing.T) {
-	bin := os.Getenv("TELEGRAF_TKGI_BIN")
-	require.NotEmpty(t, bin, "set TELEGRAF_TKGI_BIN to the built binary (make test does)")
+	bin := testbin.Path(t)
 	f := &fixture{t: t, bin: bin, dir: t.TempDir()} // no cluster: the input is a file
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)

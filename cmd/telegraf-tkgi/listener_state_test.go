@@ -131,6 +131,9 @@ func lakeTimes(t *testing.T, lake string) map[int64]int {
 // after each restart every stored batch is a duplicate; the lake holds
 // each batch once.
 func TestListenerStateSurvivesFullDiskAndShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a real tmpfs and restarts the server: an integration test, run without -short (make test)")
+	}
 	disk := testdisk.Mount(t, 256<<10)
 	if disk == "" {
 		return // passed in a user namespace

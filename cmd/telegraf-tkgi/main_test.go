@@ -346,6 +346,9 @@ func reloadConfig(generation, out string) string {
 }
 
 func TestSighupReloadsConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a running agent against a real server over seconds: an integration test, run without -short (make test)")
+	}
 	dir := t.TempDir()
 	out := filepath.Join(dir, "metrics.out")
 	conf := writeFile(t, dir, "reload.conf", reloadConfig("1", out))
@@ -369,6 +372,9 @@ func TestSighupReloadsConfig(t *testing.T) {
 }
 
 func TestWatchConfigReloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a running agent against a real server over seconds: an integration test, run without -short (make test)")
+	}
 	for _, mode := range []string{"poll", "inotify"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
@@ -387,6 +393,9 @@ func TestWatchConfigReloads(t *testing.T) {
 }
 
 func TestSigtermFlushesBeforeExit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a running agent against a real server over seconds: an integration test, run without -short (make test)")
+	}
 	dir := t.TempDir()
 	out := filepath.Join(dir, "metrics.out")
 	// The flush interval is far longer than the test: anything in the

@@ -116,6 +116,9 @@ func (s *telemetryServer) reqs() []telemetryRequest {
 // against the healthy server it delivers that batch exactly once, under
 // the idempotency key it had while failing.
 func TestAgentRetryDisciplineAndStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a running agent against a real server over seconds: an integration test, run without -short (make test)")
+	}
 	// Watch the failing agent this long (shorter in the -short loop).
 	observe := 5 * time.Second
 	if testing.Short() {
@@ -279,6 +282,9 @@ func requireCleanStop(t *testing.T, log string) {
 // again no faster than its backoff; once the server takes the token, the
 // same batch arrives once, without restarting the agent.
 func TestAgentKeepsBatchOnRefusedToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a running agent against a real server over seconds: an integration test, run without -short (make test)")
+	}
 	srv := newTelemetryServer(t)
 	srv.setFailing(false)
 	srv.setToken("the-servers-token")

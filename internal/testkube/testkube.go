@@ -86,6 +86,9 @@ var (
 // $KUBE_TEST_ENV is unset. Call Stop from TestMain after m.Run.
 func Get(t testing.TB) *Cluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real kube-apiserver: an integration test, run without -short (make test)")
+	}
 	once.Do(func() { shared, stopShared, errShared = start() })
 	if errShared != nil {
 		t.Fatalf("no kube-apiserver for this test: %v\n\nRun the tests with `make test`, or start one with "+

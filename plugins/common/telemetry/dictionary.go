@@ -146,9 +146,9 @@ func (d *Dictionary) MeasurementNames() []string { return d.measurementOrder }
 // identityTags returns the keys of class identity, sorted.
 func (d *Dictionary) identityTags() []string { return d.identityOrder }
 
-// tag returns the entry of a tag of a measurement: its own, else a common
+// Tag returns the entry of a tag of a measurement: its own, else a common
 // one; nil when neither lists it.
-func (d *Dictionary) tag(measurement, key string) *Entry {
+func (d *Dictionary) Tag(measurement, key string) *Entry {
 	m := d.Measurements[measurement]
 	if m == nil {
 		return nil
@@ -156,8 +156,8 @@ func (d *Dictionary) tag(measurement, key string) *Entry {
 	return m.allTags[key]
 }
 
-// field returns the entry of a field of a measurement, nil if not listed.
-func (d *Dictionary) field(measurement, key string) *Entry {
+// Field returns the entry of a field of a measurement, nil if not listed.
+func (d *Dictionary) Field(measurement, key string) *Entry {
 	m := d.Measurements[measurement]
 	if m == nil {
 		return nil

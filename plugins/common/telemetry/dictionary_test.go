@@ -75,9 +75,9 @@ func TestDefaultDictionaryKeepsRealValues(t *testing.T) {
 		{"kube_telemetry_addon", "version", true, []string{"v2.1.0", "1.11.1", "v0.7.0_vmware.1", "latest", "unknown", "v1.11.3_vmware.1-fips"}},
 	}
 	for _, tt := range tests {
-		e := d.field(tt.measurement, tt.key)
+		e := d.Field(tt.measurement, tt.key)
 		if tt.tag {
-			e = d.tag(tt.measurement, tt.key)
+			e = d.Tag(tt.measurement, tt.key)
 		}
 		require.NotNil(t, e, "%s %s", tt.measurement, tt.key)
 		for _, v := range tt.values {
@@ -246,9 +246,9 @@ func TestVersionSchemesReduce(t *testing.T) {
 		{"kube_telemetry_addon", "version", true, strings.Repeat("1.", 70) + "1", OtherValue}, // longer than any version
 	}
 	for _, tt := range tests {
-		e := d.field(tt.measurement, tt.key)
+		e := d.Field(tt.measurement, tt.key)
 		if tt.tag {
-			e = d.tag(tt.measurement, tt.key)
+			e = d.Tag(tt.measurement, tt.key)
 		}
 		require.NotNil(t, e)
 		require.Equal(t, tt.want, e.keep(tt.in), "%s %q", tt.key, tt.in)
