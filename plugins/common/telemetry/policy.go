@@ -218,19 +218,23 @@ func (p *Policy) Apply(m telegraf.Metric) (telegraf.Metric, Verdict) {
 	return v.toMetric(), Sent
 }
 
-func typeMatches(typ string, v any) bool {
+// TypeOf returns the dictionary type of a field value (TypeInt, TypeFloat,
+// TypeString, TypeBool), or "" for a value line protocol cannot carry.
+func TypeOf(v any) string {
 	switch v.(type) {
 	case int64, uint64:
-		return typ == TypeInt
+		return TypeInt
 	case float64:
-		return typ == TypeFloat
+		return TypeFloat
 	case string:
-		return typ == TypeString
+		return TypeString
 	case bool:
-		return typ == TypeBool
+		return TypeBool
 	}
-	return false
+	return ""
 }
+
+func typeMatches(typ string, v any) bool { return typ != "" && TypeOf(v) == typ }
 
 // Level is a participation level.
 type Level string

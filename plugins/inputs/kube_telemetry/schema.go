@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
 // The schema is every metric the plugin emits, declared once as data in
@@ -40,20 +42,9 @@ var (
 func (t valueType) String() string         { return readmeTypes[t] }
 func (t valueType) dictionaryType() string { return dictionaryTypes[t] }
 
-// matches reports whether v is a value of the type as the plugin emits it.
-func (t valueType) matches(v any) bool {
-	switch v.(type) {
-	case int64:
-		return t == typeInt
-	case float64:
-		return t == typeFloat
-	case string:
-		return t == typeString
-	case bool:
-		return t == typeBool
-	}
-	return false
-}
+// matches reports whether v is a value of the type, in the dictionary's
+// terms: what the emitter accepts is what the policy keeps.
+func (t valueType) matches(v any) bool { return telemetry.TypeOf(v) == t.dictionaryType() }
 
 // key is one tag or field of a measurement. Tags are strings.
 type key struct {

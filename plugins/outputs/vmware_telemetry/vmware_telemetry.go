@@ -48,25 +48,37 @@ const (
 )
 
 type VMwareTelemetry struct {
-	URL                 string          `toml:"url"`
-	ParticipationLevel  string          `toml:"participation_level"`
-	CustomerNumber      string          `toml:"customer_number"`
-	InstallationLabel   string          `toml:"installation_label"`
-	InstallationType    string          `toml:"installation_type"`
-	CollectorID         string          `toml:"collector_id"`
-	InstanceID          string          `toml:"instance_id"`
-	PseudonymKeyFile    string          `toml:"pseudonym_key_file"`
-	PseudonymKey        config.Secret   `toml:"pseudonym_key"`
-	DictionaryFile      string          `toml:"dictionary_file"`
-	ContentEncoding     string          `toml:"content_encoding"`
-	MaxPayloadBytes     config.Size     `toml:"max_payload_bytes"`
-	Token               config.Secret   `toml:"token"`
+	// Where to, and as whom.
+	URL   string        `toml:"url"`
+	Token config.Secret `toml:"token"`
+
+	// What leaves: the level, and the identity sent only at enhanced.
+	ParticipationLevel string `toml:"participation_level"`
+	CustomerNumber     string `toml:"customer_number"`
+	InstallationLabel  string `toml:"installation_label"`
+	InstallationType   string `toml:"installation_type"`
+	CollectorID        string `toml:"collector_id"`
+	InstanceID         string `toml:"instance_id"`
+	DictionaryFile     string `toml:"dictionary_file"`
+
+	// The installation's pseudonym key: a file created once, or a secret.
+	PseudonymKeyFile string        `toml:"pseudonym_key_file"`
+	PseudonymKey     config.Secret `toml:"pseudonym_key"`
+
+	// How batches travel: compressed, split to fit the server's limit.
+	ContentEncoding string      `toml:"content_encoding"`
+	MaxPayloadBytes config.Size `toml:"max_payload_bytes"`
+
+	// Retries keep a batch until it is stored or refused for good.
 	RetryInitial        config.Duration `toml:"retry_initial"`
 	RetryMax            config.Duration `toml:"retry_max"`
 	RetryWithinWrite    config.Duration `toml:"retry_within_write"`
 	MaxAttemptsPerWrite int             `toml:"max_attempts_per_write"`
-	Preview             bool            `toml:"preview"`
-	PreviewFile         string          `toml:"preview_file"`
+
+	// A copy of what would be sent, for the operator to read.
+	Preview     bool   `toml:"preview"`
+	PreviewFile string `toml:"preview_file"`
+
 	httpconfig.HTTPClientConfig
 
 	Log        telegraf.Logger     `toml:"-"`
