@@ -22,11 +22,6 @@ func TestCheckReportsThePluginsOwnError(t *testing.T) {
 			wantErr: `"lisen"`,
 		},
 		{
-			name:    "plugin not compiled in",
-			spec:    SinkSpec{Outputs: []Plugin{{"type": "no_such_output"}}},
-			wantErr: "no_such_output",
-		},
-		{
 			name:    "a bad value fails the plugin's Init",
 			spec:    SinkSpec{Inputs: []Plugin{{"type": "prometheus", "content_type_override": "bogus"}}, Outputs: []Plugin{{"type": "discard"}}},
 			wantErr: `invalid 'content_type_override' setting "bogus"`,

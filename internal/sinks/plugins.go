@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"strings"
 )
 
 // section is one [[inputs.NAME]] or [[outputs.NAME]] table to render.
@@ -17,8 +18,8 @@ type section struct {
 var pluginName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // parsePlugins turns spec.inputs or spec.outputs into sections: the "type"
-// key names the plugin, the rest are its options, left for Telegraf's own
-// config loader to judge.
+// key names a compiled-in plugin, the rest are its options (TKGI's
+// spellings respelt), left for Telegraf's own config loader to judge.
 func parsePlugins(field string, list []Plugin) ([]section, error) {
 	sections := make([]section, 0, len(list))
 	for i, p := range list {
@@ -30,11 +31,19 @@ func parsePlugins(field string, list []Plugin) ([]section, error) {
 		if !ok || !pluginName.MatchString(name) {
 			return nil, fmt.Errorf("%s[%d]: \"type\" must be a Telegraf plugin name (lower case, digits, _), got %v", field, i, raw)
 		}
+		at := fmt.Sprintf("%s[%d]", field, i)
+		kind := strings.TrimPrefix(field, "spec.")
+		if err := compiledIn(at, kind, name); err != nil {
+			return nil, err
+		}
 		options := make(map[string]interface{}, len(p)-1)
 		for k, v := range p.DeepCopy() {
 			if k != "type" {
 				options[k] = wholeNumbersAsIntegers(v)
 			}
+		}
+		if err := respell(at, kind+"."+name, options); err != nil {
+			return nil, err
 		}
 		sections = append(sections, section{name: name, options: options})
 	}

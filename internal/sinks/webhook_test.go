@@ -23,26 +23,7 @@ const webhookLabel = "test.telegraf-tkgi.io/webhook"
 // `kubectl apply` of a bad sink fails with the plugin's own message.
 func TestWebhookRefusesBadSinksAtApply(t *testing.T) {
 	e := startEnv(t)
-	ctx := context.Background()
-	name := "sinks-test-" + suffix()
-	url := fmt.Sprintf("https://127.0.0.1:%d%s", e.webhookPort, WebhookPath)
-	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name:                    "sinks.pksapi.io",
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: e.webhookCA},
-			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}, Rule: admissionregistrationv1.Rule{APIGroups: []string{"pksapi.io"}, APIVersions: []string{"v1beta1"}, Resources: []string{"metricsinks", "clustermetricsinks"}}}},
-			ObjectSelector:          &metav1.LabelSelector{MatchLabels: map[string]string{webhookLabel: name}},
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			AdmissionReviewVersions: []string{"v1"},
-		}},
-	}
-	_, err := e.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = e.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), name, metav1.DeleteOptions{})
-	})
+	name := e.registerWebhook(t)
 	ns := e.namespace(t, "sinks-webhook")
 	apply := func(manifest string) (string, error) {
 		f := filepath.Join(t.TempDir(), "sink.yaml")
@@ -85,4 +66,31 @@ spec:
 			require.Contains(t, out, tt.want)
 		})
 	}
+}
+
+// registerWebhook has the API server send the sinks labelled
+// webhookLabel=NAME to the controller's webhook; it returns NAME.
+func (e *env) registerWebhook(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	name := "sinks-test-" + suffix()
+	url := fmt.Sprintf("https://127.0.0.1:%d%s", e.webhookPort, WebhookPath)
+	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    "sinks.pksapi.io",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: e.webhookCA},
+			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}, Rule: admissionregistrationv1.Rule{APIGroups: []string{"pksapi.io"}, APIVersions: []string{"v1beta1"}, Resources: []string{"metricsinks", "clustermetricsinks"}}}},
+			ObjectSelector:          &metav1.LabelSelector{MatchLabels: map[string]string{webhookLabel: name}},
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			AdmissionReviewVersions: []string{"v1"},
+		}},
+	}
+	_, err := e.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = e.kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	return name
 }
