@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/urfave/cli/v2"
 
 	"github.com/influxdata/telegraf/agent"
@@ -321,8 +322,11 @@ func runOnce(parent context.Context, c *config.Config, files []string, o *agentO
 	}
 
 	ag := agent.NewAgent(c)
-	if err := notifyReady(); err != nil {
-		log.Printf("D! %v", err)
+	// Under a Type=notify unit (upstream's) systemd waits for READY=1 and
+	// stops the process at its start timeout without it; elsewhere
+	// NOTIFY_SOCKET is unset and nothing is sent.
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.Printf("D! Notifying systemd failed: %v", err)
 	}
 	var err error
 	switch {
