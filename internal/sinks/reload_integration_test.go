@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -25,6 +22,7 @@ import (
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testkube"
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testmonitor"
 )
 
 // A telegraf-tkgi process runs the ClusterMetricSinks' configuration as the
@@ -41,9 +39,9 @@ func TestClusterSinkReloadEndToEnd(t *testing.T) {
 	require.NoError(t, e.admin.DeleteAllOf(ctx, &ClusterMetricSink{}))
 	t.Cleanup(func() { _ = e.admin.DeleteAllOf(ctx, &ClusterMetricSink{}) })
 
-	influx := startInfluxDB(t)
-	promPort := freePort(t)
-	prom := startPrometheus(t, fmt.Sprintf("127.0.0.1:%d", promPort))
+	influx := testmonitor.StartInfluxDB(t)
+	promPort := testmonitor.FreePort(t)
+	prom := testmonitor.StartPrometheus(t, "sinks-e2e", fmt.Sprintf("127.0.0.1:%d", promPort), "--web.enable-remote-write-receiver")
 
 	sink := func(extra string) string {
 		return fmt.Sprintf(`apiVersion: pksapi.io/v1beta1
@@ -107,7 +105,7 @@ spec:
 		<-exited
 		if t.Failed() {
 			data, _ := os.ReadFile(logPath)
-			t.Logf("telegraf-tkgi log:\n%s", tail(string(data), 60))
+			t.Logf("telegraf-tkgi log:\n%s", testmonitor.Tail(string(data), 60))
 		}
 	})
 
@@ -118,43 +116,70 @@ spec:
 	})
 	require.False(t, promHas(t, prom, `mem_used{job="",host="e2e-node"}`), "remote-written series before the output exists")
 
-	// The change: remote write to Prometheus. The controller re-renders the
-	// ConfigMap; the kubelet swaps the volume's ..data symlink.
-	e.applyYAML(t, "", sink(fmt.Sprintf(`  - type: http
+	// The changes: remote write to Prometheus, then its timeout. Each time
+	// the controller re-renders the ConfigMap and the kubelet swaps the
+	// volume's ..data symlink.
+	remoteWrite := func(timeout string) string {
+		return sink(fmt.Sprintf(`  - type: http
     url: %s/api/v1/write
     data_format: prometheusremotewrite
     content_encoding: snappy
     flush_interval: 1s
+    timeout: %s
     headers:
       Content-Type: application/x-protobuf
       X-Prometheus-Remote-Write-Version: 0.1.0
-`, prom)))
-	conf = e.clusterConfig(t, "[[outputs.http]]")
-	swapped := time.Now()
-	vol.write(t, map[string]string{ConfigKey: conf})
+`, prom, timeout))
+	}
 	starts := func() int {
 		data, _ := os.ReadFile(logPath)
 		return strings.Count(string(data), "Starting telegraf-tkgi")
 	}
-	waitFor(t, 30*time.Second, "the agent's second start", func() bool { return starts() == 2 })
-	reload := time.Since(swapped)
+	type window struct{ swapped, started time.Time }
+	var reloads []window
+	// swap puts conf in place at phase past the next second boundary and
+	// waits for the agent's next start, polled finely: from the swap to the
+	// new agent no input runs, so an interval boundary passing then has no
+	// gather.
+	swap := func(conf string, phase time.Duration) {
+		t.Helper()
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + phase)))
+		w := window{swapped: time.Now()}
+		n := starts()
+		vol.write(t, map[string]string{ConfigKey: conf})
+		for starts() == n {
+			require.Less(t, time.Since(w.swapped), 30*time.Second, "the agent did not start again")
+			time.Sleep(5 * time.Millisecond)
+		}
+		w.started = time.Now()
+		reloads = append(reloads, w)
+	}
+
+	// Mid-interval: the reload should pass between two gathers.
+	e.applyYAML(t, "", remoteWrite("5s"))
+	swap(e.clusterConfig(t, "[[outputs.http]]"), 400*time.Millisecond)
 	logText, err := os.ReadFile(logPath)
 	require.NoError(t, err)
 	require.Contains(t, string(logText), "Config changed, reloading")
 	require.Contains(t, string(logText), "Loaded outputs: http influxdb prometheus_client")
-
 	waitFor(t, 60*time.Second, "the remote-written mem_used in Prometheus", func() bool {
 		return promHas(t, prom, `mem_used{job="",host="e2e-node"}`)
 	})
-	// Collection after the reload reaches both stores.
+
+	// Just before a boundary: the worst case, measured.
+	e.applyYAML(t, "", remoteWrite("6s"))
+	swap(e.clusterConfig(t, `timeout = "6s"`), 990*time.Millisecond)
+
+	// Collection after the reloads reaches both stores.
 	after := time.Now().Add(3 * time.Second)
-	waitFor(t, 30*time.Second, "InfluxDB points after the reload", func() bool {
+	waitFor(t, 30*time.Second, "InfluxDB points after the reloads", func() bool {
 		ts := influxTimes(t, influx)
 		return len(ts) > 0 && ts[len(ts)-1].After(after)
 	})
-	waitFor(t, 30*time.Second, "the scrape after the reload", func() bool {
+	waitFor(t, 30*time.Second, "the scrape after the reloads", func() bool {
 		return promHas(t, prom, `mem_used{job="sinks-e2e",host="e2e-node"}`)
 	})
+	require.True(t, promHas(t, prom, `mem_used{job="",host="e2e-node"}`), "the remote write after the reloads")
 
 	select {
 	case err := <-exited:
@@ -162,26 +187,41 @@ spec:
 	default:
 	}
 	require.NoError(t, syscall.Kill(pid, 0), "process %d is still running", pid)
-	require.Equal(t, 2, starts(), "one reload, in the same process")
+	require.Equal(t, 3, starts(), "two reloads, in the same process")
 
-	// No gap: one point per second across the reload.
+	// One point per second, except a boundary that passed during a reload.
 	ts := influxTimes(t, influx)
-	require.True(t, ts[0].Before(swapped) && ts[len(ts)-1].After(swapped), "the points span the reload")
-	var missed []string
+	require.True(t, ts[0].Before(reloads[0].swapped), "points before the first reload")
+	var missed []time.Time
 	for i := 1; i < len(ts); i++ {
-		if d := ts[i].Sub(ts[i-1]); d != time.Second {
-			missed = append(missed, fmt.Sprintf("%s -> %s", ts[i-1].Format(time.TimeOnly), ts[i].Format(time.TimeOnly)))
+		for b := ts[i-1].Add(time.Second); b.Before(ts[i]); b = b.Add(time.Second) {
+			missed = append(missed, b)
 		}
 	}
-	t.Logf("reload: %d points from %s to %s, swap to second start %s, intervals not 1s: %v",
-		len(ts), ts[0].Format(time.TimeOnly), ts[len(ts)-1].Format(time.TimeOnly), reload.Round(time.Millisecond), missed)
-	require.Empty(t, missed, "every 1s interval has its point across the reload")
+	t.Logf("%d points from %s to %s; 1s boundaries without a point: %v",
+		len(ts), ts[0].Format(time.TimeOnly), ts[len(ts)-1].Format(time.TimeOnly), missed)
+	perReload := make([]int, len(reloads))
+	for _, b := range missed {
+		in := -1
+		for i, w := range reloads {
+			// 50 ms: the polling of the log that sees the new start.
+			if !b.Before(w.swapped) && !b.After(w.started.Add(50*time.Millisecond)) {
+				in = i
+			}
+		}
+		require.GreaterOrEqual(t, in, 0, "boundary %s has no point, and no reload ran then (%+v)", b, reloads)
+		perReload[in]++
+	}
+	for i, w := range reloads {
+		t.Logf("reload %d: swap at %s, new agent after %s, boundaries missed: %d",
+			i+1, w.swapped.Format("15:04:05.000"), w.started.Sub(w.swapped).Round(time.Millisecond), perReload[i])
+	}
 
 	// The scrape path: the new prometheus_client serves nothing until its
 	// first flush, so a scrape in between marks the series stale.
 	stale := promMissingSteps(t, prom, `mem_used{job="sinks-e2e",host="e2e-node"}`, ts[0], ts[len(ts)-1])
 	t.Logf("Prometheus scrape: %d 1s steps without a sample between the first scraped sample and %s", stale, ts[len(ts)-1].Format(time.TimeOnly))
-	require.LessOrEqual(t, stale, 3, "the scrape gap around the reload is at most the new output's first flush and a scrape")
+	require.LessOrEqual(t, stale, 2*len(reloads), "a scrape gap only around a reload: the new output's first flush and a scrape")
 }
 
 // clusterConfig waits until the controller's cluster ConfigMap holds every
@@ -251,14 +291,6 @@ func (v kubeletVolume) write(t *testing.T, data map[string]string) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
@@ -268,83 +300,6 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// background runs a server until the test ends; its log is shown if the
-// test fails.
-func background(t *testing.T, name string, args ...string) {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	logFile, err := os.Create(logPath)
-	require.NoError(t, err)
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	require.NoError(t, cmd.Start(), "starting %s (installed by scripts/test-deps.sh)", name)
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			data, _ := os.ReadFile(logPath)
-			t.Logf("%s log:\n%s", name, tail(string(data), 30))
-		}
-	})
-}
-
-func tail(s string, lines int) string {
-	parts := strings.Split(s, "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return strings.Join(parts, "\n")
-}
-
-func getJSON(rawURL string, into any) error {
-	resp, err := http.Get(rawURL) //nolint:gosec // loopback test servers
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s: %s", rawURL, resp.Status, body)
-	}
-	return json.Unmarshal(body, into)
-}
-
-// startInfluxDB runs Debian's influxd (1.x) on loopback and returns its URL.
-func startInfluxDB(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	httpPort, rpcPort := freePort(t), freePort(t)
-	conf := filepath.Join(dir, "influxdb.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`reporting-disabled = true
-bind-address = "127.0.0.1:%d"
-[meta]
-  dir = "%s/meta"
-[data]
-  dir = "%s/data"
-  wal-dir = "%s/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:%d"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-`, rpcPort, dir, dir, dir, httpPort)), 0o600))
-	background(t, "influxd", "-config", conf)
-	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	waitFor(t, 60*time.Second, "influxd answering /ping", func() bool {
-		resp, err := http.Get(base + "/ping")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusNoContent
-	})
-	return base
 }
 
 // influxTimes returns the timestamps of the agent's mem points, oldest first.
@@ -358,7 +313,7 @@ func influxTimes(t *testing.T, base string) []time.Time {
 		} `json:"results"`
 	}
 	q := url.QueryEscape(`SELECT "used" FROM "mem" WHERE "host" = 'e2e-node'`)
-	if getJSON(base+"/query?db=sinks_e2e&q="+q, &r) != nil || len(r.Results) == 0 || len(r.Results[0].Series) == 0 {
+	if testmonitor.GetJSON(base+"/query?db=sinks_e2e&q="+q, &r) != nil || len(r.Results) == 0 || len(r.Results[0].Series) == 0 {
 		return nil
 	}
 	var ts []time.Time
@@ -371,25 +326,6 @@ func influxTimes(t *testing.T, base string) []time.Time {
 	return ts
 }
 
-// startPrometheus runs Debian's prometheus scraping target every second and
-// receiving remote writes.
-func startPrometheus(t *testing.T, target string) string {
-	t.Helper()
-	dir := t.TempDir()
-	port := freePort(t)
-	conf := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: sinks-e2e
-    static_configs:
-      - targets: [%q]
-`, target)), 0o600))
-	background(t, "prometheus", "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--web.enable-remote-write-receiver")
-	return fmt.Sprintf("http://127.0.0.1:%d", port)
-}
-
 // promHas reports whether an instant query returns a series.
 func promHas(t *testing.T, base, query string) bool {
 	t.Helper()
@@ -398,7 +334,7 @@ func promHas(t *testing.T, base, query string) bool {
 			Result []json.RawMessage `json:"result"`
 		} `json:"data"`
 	}
-	return getJSON(base+"/api/v1/query?query="+url.QueryEscape(query), &v) == nil && len(v.Data.Result) > 0
+	return testmonitor.GetJSON(base+"/api/v1/query?query="+url.QueryEscape(query), &v) == nil && len(v.Data.Result) > 0
 }
 
 // promMissingSteps counts the 1 s steps, from the first sample of query
@@ -413,7 +349,7 @@ func promMissingSteps(t *testing.T, base, query string, from, to time.Time) int 
 		} `json:"data"`
 	}
 	q := url.Values{"query": {query}, "start": {fmt.Sprint(from.Unix())}, "end": {fmt.Sprint(to.Unix())}, "step": {"1"}}
-	require.NoError(t, getJSON(base+"/api/v1/query_range?"+q.Encode(), &v))
+	require.NoError(t, testmonitor.GetJSON(base+"/api/v1/query_range?"+q.Encode(), &v))
 	require.Len(t, v.Data.Result, 1, "one %s between %s and %s", query, from, to)
 	values := v.Data.Result[0].Values
 	first, ok := values[0][0].(float64)
