@@ -204,8 +204,9 @@ spec:
 	for _, b := range missed {
 		in := -1
 		for i, w := range reloads {
-			// 50 ms: the polling of the log that sees the new start.
-			if !b.Before(w.swapped) && !b.After(w.started.Add(50*time.Millisecond)) {
+			// The log line comes before the new agent connects its outputs
+			// and starts its inputs: half a second for that.
+			if !b.Before(w.swapped) && !b.After(w.started.Add(500*time.Millisecond)) {
 				in = i
 			}
 		}
