@@ -3,15 +3,11 @@ package configs_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,112 +15,8 @@ import (
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testkube"
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testmonitor"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// background starts a long-running process that is killed when the test ends.
-func background(t *testing.T, logName string, name string, args ...string) {
-	t.Helper()
-	logFile, err := os.Create(filepath.Join(t.TempDir(), logName))
-	require.NoError(t, err)
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	require.NoError(t, cmd.Start(), "starting %s (installed by scripts/test-deps.sh)", name)
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			data, _ := os.ReadFile(logFile.Name())
-			t.Logf("%s log:\n%s", name, tail(string(data), 40))
-		}
-	})
-}
-
-func tail(s string, lines int) string {
-	parts := strings.Split(s, "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return strings.Join(parts, "\n")
-}
-
-func getJSON(t *testing.T, rawURL string, into any) error {
-	t.Helper()
-	resp, err := http.Get(rawURL) //nolint:gosec // loopback test servers
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s: %s", rawURL, resp.Status, body)
-	}
-	return json.Unmarshal(body, into)
-}
-
-// startInfluxDB runs Debian's influxd (1.x) on loopback and returns its URL.
-func startInfluxDB(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	httpPort, rpcPort := freePort(t), freePort(t)
-	conf := filepath.Join(dir, "influxdb.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`
-reporting-disabled = true
-bind-address = "127.0.0.1:%d"
-[meta]
-  dir = "%s/meta"
-[data]
-  dir = "%s/data"
-  wal-dir = "%s/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:%d"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-`, rpcPort, dir, dir, dir, httpPort)), 0o600))
-	background(t, "influxd.log", "influxd", "-config", conf)
-	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/ping")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusNoContent
-	}, 60*time.Second, 200*time.Millisecond, "influxd did not answer /ping")
-	return base
-}
-
-// startPrometheus runs Debian's prometheus scraping target every second.
-func startPrometheus(t *testing.T, target string) string {
-	t.Helper()
-	dir := t.TempDir()
-	port := freePort(t)
-	conf := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: telegraf-tkgi
-    static_configs:
-      - targets: [%q]
-`, target)), 0o600))
-	background(t, "prometheus.log", "prometheus", "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
-	return fmt.Sprintf("http://127.0.0.1:%d", port)
-}
 
 type promVector struct {
 	Status string `json:"status"`
@@ -138,7 +30,7 @@ type promVector struct {
 
 func promQuery(t *testing.T, base, query string) (promVector, error) {
 	var v promVector
-	err := getJSON(t, base+"/api/v1/query?query="+url.QueryEscape(query), &v)
+	err := testmonitor.GetJSON(base+"/api/v1/query?query="+url.QueryEscape(query), &v)
 	return v, err
 }
 
@@ -172,8 +64,8 @@ func TestPrometheusAndInfluxDBEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(data, &seeded))
 
-	influx := startInfluxDB(t)
-	promPort := freePort(t)
+	influx := testmonitor.StartInfluxDB(t)
+	promPort := testmonitor.FreePort(t)
 	conf := filepath.Join(dir, "monitoring.conf")
 	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`
 [agent]
@@ -195,8 +87,8 @@ func TestPrometheusAndInfluxDBEndToEnd(t *testing.T) {
   urls = [%q]
   database = "k8s"
 `, c.TelegrafKubeconfig, promPort, influx)), 0o600))
-	background(t, "telegraf-tkgi.log", binary, "--config", conf)
-	prom := startPrometheus(t, fmt.Sprintf("127.0.0.1:%d", promPort))
+	testmonitor.Background(t, "telegraf-tkgi.log", binary, "--config", conf)
+	prom := testmonitor.StartPrometheus(t, "telegraf-tkgi", fmt.Sprintf("127.0.0.1:%d", promPort))
 
 	// Prometheus: cluster telemetry, node metrics and the agent's own.
 	nodes := len(seeded.Nodes)
@@ -218,13 +110,13 @@ func TestPrometheusAndInfluxDBEndToEnd(t *testing.T) {
 	require.Eventually(t, func() bool {
 		var r influxResult
 		q := url.QueryEscape(`SELECT last("total") FROM "kube_telemetry_nodes"`)
-		if getJSON(t, influx+"/query?db=k8s&q="+q, &r) != nil || len(r.Results) == 0 || len(r.Results[0].Series) == 0 {
+		if testmonitor.GetJSON(influx+"/query?db=k8s&q="+q, &r) != nil || len(r.Results) == 0 || len(r.Results[0].Series) == 0 {
 			return false
 		}
 		return fmt.Sprint(r.Results[0].Series[0].Values[0][1]) == fmt.Sprint(nodes)
 	}, 60*time.Second, time.Second, "InfluxDB never held kube_telemetry_nodes total == %d", nodes)
 	var measurements influxResult
-	require.NoError(t, getJSON(t, influx+"/query?db=k8s&q="+url.QueryEscape("SHOW MEASUREMENTS"), &measurements))
+	require.NoError(t, testmonitor.GetJSON(influx+"/query?db=k8s&q="+url.QueryEscape("SHOW MEASUREMENTS"), &measurements))
 	var names []string
 	for _, row := range measurements.Results[0].Series[0].Values {
 		names = append(names, fmt.Sprint(row[0]))
@@ -237,7 +129,7 @@ func TestPrometheusAndInfluxDBEndToEnd(t *testing.T) {
 	var values struct {
 		Data []string `json:"data"`
 	}
-	require.NoError(t, getJSON(t, prom+"/api/v1/label/__name__/values", &values))
+	require.NoError(t, testmonitor.GetJSON(prom+"/api/v1/label/__name__/values", &values))
 	for _, name := range dashboardMetricNames(t) {
 		require.Contains(t, values.Data, name, "the dashboard queries %s, which Prometheus does not have", name)
 	}

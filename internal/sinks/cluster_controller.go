@@ -55,19 +55,35 @@ func (r *clusterReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl
 	}
 	// Each sink is checked alone, so one invalid sink neither breaks the
 	// agents nor hides the others' data: it is left out and told why.
-	var valid []ClusterSink
 	outcomes := make(map[string]outcome, len(list.Items))
-	for _, s := range list.Items {
+	invalid := func(name string, err error) {
+		log.FromContext(ctx).Info("ClusterMetricSink is invalid", "sink", name, "error", err.Error())
+		outcomes[name] = invalidOutcome(err)
+	}
+	var loaded []*ClusterMetricSink
+	parsed := make(map[string]ClusterSink, len(list.Items))
+	for i := range list.Items {
+		s := &list.Items[i]
 		if !s.DeletionTimestamp.IsZero() {
 			continue
 		}
-		cs, err := r.checker.ValidateClusterMetricSink(&s)
+		cs, err := r.checker.ValidateClusterMetricSink(s)
 		if err != nil {
-			log.FromContext(ctx).Info("ClusterMetricSink is invalid", "sink", s.Name, "error", err.Error())
-			outcomes[s.Name] = invalidOutcome(err)
+			invalid(s.Name, err)
 			continue
 		}
-		valid = append(valid, cs)
+		loaded = append(loaded, s)
+		parsed[s.Name] = cs
+	}
+	// Sinks that load alone may still want the same port together.
+	clashes := portClashes(loaded)
+	var valid []ClusterSink
+	for _, s := range loaded {
+		if err := clashes[s.Name]; err != nil {
+			invalid(s.Name, err)
+			continue
+		}
+		valid = append(valid, parsed[s.Name])
 	}
 
 	applyErr := r.apply(ctx, valid)

@@ -511,6 +511,28 @@ spec:
 	conf = configMap("central-influxdb, my-demo-sink")
 	require.NotContains(t, conf, "filez")
 
+	// A later sink on a port an earlier one listens on is left out and
+	// told which sink has the port: one agent cannot listen twice.
+	e.applyYAML(t, "", `apiVersion: pksapi.io/v1beta1
+kind: ClusterMetricSink
+metadata:
+  name: port-clash
+spec:
+  inputs:
+  - type: mem
+  outputs:
+  - type: prometheus_client
+    listen: "0.0.0.0:9273"
+`)
+	clash := &ClusterMetricSink{ObjectMeta: metav1.ObjectMeta{Name: "port-clash"}}
+	st = e.waitStatus(t, clash, func() *SinkStatus { return &clash.Status }, 1)
+	require.Equal(t, metav1.ConditionTrue, condition(st, ConditionInvalid).Status, "%+v", st)
+	require.Contains(t, condition(st, ConditionInvalid).Message, "port 9273 is already used by ClusterMetricSink my-demo-sink")
+	conf = configMap("central-influxdb, my-demo-sink")
+	require.NotContains(t, conf, "inputs.mem")
+	require.NoError(t, e.checker.Check([]byte(conf)))
+	kubectl(t, e.cluster, "delete", "clustermetricsink", "port-clash")
+
 	// Deleting a sink re-renders without it.
 	kubectl(t, e.cluster, "delete", "clustermetricsink", "central-influxdb")
 	conf = configMap("from ClusterMetricSinks: my-demo-sink\n")
