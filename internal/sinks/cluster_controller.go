@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -95,17 +96,23 @@ func (r *clusterReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl
 		}
 	}
 	var statusErrs []error
+	var result ctrl.Result
 	for i := range list.Items {
 		s := &list.Items[i]
 		o, ok := outcomes[s.Name]
 		if !ok || !applyOutcome(&s.Status, s.Generation, o) {
 			continue
 		}
-		if err := r.client.Status().Update(ctx, s); err != nil {
+		err := r.client.Status().Update(ctx, s)
+		if apierrors.IsConflict(err) {
+			result.RequeueAfter = conflictRetry
+			continue
+		}
+		if err != nil {
 			statusErrs = append(statusErrs, fmt.Errorf("updating the status of ClusterMetricSink %s failed: %w", s.Name, err))
 		}
 	}
-	return ctrl.Result{}, errors.Join(append([]error{applyErr}, statusErrs...)...)
+	return result, errors.Join(append([]error{applyErr}, statusErrs...)...)
 }
 
 func (r *clusterReconciler) apply(ctx context.Context, sinks []ClusterSink) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
@@ -49,6 +50,11 @@ type Options struct {
 }
 
 // DefaultOptions are the flags' defaults, matching configs/sinks/.
+// conflictRetry is when a status update that lost to a newer version of
+// the sink is tried again: the sink is read afresh then, without logging an
+// error for what is a normal race with the cache.
+const conflictRetry = time.Second
+
 func DefaultOptions() Options {
 	return Options{
 		Namespace:     "telegraf-tkgi",

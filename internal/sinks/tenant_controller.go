@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -50,7 +51,11 @@ func (r *tenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	o, applyErr := r.render(ctx, &sink)
 	if applyOutcome(&sink.Status, sink.Generation, o) {
-		if err := r.client.Status().Update(ctx, &sink); err != nil {
+		err := r.client.Status().Update(ctx, &sink)
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{RequeueAfter: conflictRetry}, applyErr
+		}
+		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("updating the status of MetricSink %s failed: %w", req, err)
 		}
 	}
