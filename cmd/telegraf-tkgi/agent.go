@@ -239,6 +239,9 @@ func runAgent(ctx context.Context, o agentOptions) error {
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
 
+	handover := newPromHandover()
+	defer handover.closeAll()
+
 	for generation := 0; ; generation++ {
 		c, files, err := o.loadConfigUntilSignal(signals)
 		var stop stopSignal
@@ -255,6 +258,9 @@ func runAgent(ctx context.Context, o agentOptions) error {
 		}
 		if err := setupLogging(c, &o); err != nil {
 			return fmt.Errorf("setting up logging failed: %w", err)
+		}
+		if !o.once && !o.testMode() {
+			handover.adopt(c)
 		}
 		reload, err := runOnce(ctx, c, files, &o, signals)
 		if err != nil && !errors.Is(err, context.Canceled) {
@@ -303,7 +309,20 @@ func runOnce(parent context.Context, c *config.Config, files []string, o *agentO
 		case <-ctx.Done():
 		}
 	}()
+	// A watched change stops the agent once no collection is about to be
+	// lost (see reloadStopAt); a signal during that wait wins.
+	scheds := schedules(c)
 	onChange := func() {
+		if stop := reloadStopAt(time.Now(), scheds); time.Until(stop) > 0 {
+			log.Printf("I! Reloading at %s, after the collection due then", stop.Format("15:04:05.000"))
+			wait := time.NewTimer(time.Until(stop))
+			defer wait.Stop()
+			select {
+			case <-wait.C:
+			case <-ctx.Done():
+				return
+			}
+		}
 		select {
 		case reload <- struct{}{}:
 		default:
