@@ -23,6 +23,10 @@ func Command() *cli.Command {
 			&cli.BoolFlag{Name: "leader-elect", Usage: "elect one active replica through a Lease"},
 			&cli.IntFlag{Name: "webhook-port", Usage: "serve the validating webhook over TLS on this port; 0 serves none"},
 			&cli.StringFlag{Name: "webhook-cert-dir", Value: "/tmp/k8s-webhook-server/serving-certs", Usage: "directory holding the webhook's tls.crt and tls.key"},
+			&cli.StringFlag{Name: "webhook-cert-secret", Usage: "issue and rotate the webhook's certificate, kept in this Secret of --namespace, and write it to --webhook-cert-dir; unset, the files come from elsewhere (cert-manager)"},
+			&cli.StringFlag{Name: "webhook-service", Value: "telegraf-tkgi-sink-webhook", Usage: "the webhook's Service in --namespace, whose DNS names the certificate carries"},
+			&cli.StringFlag{Name: "webhook-configuration", Value: "telegraf-tkgi-sinks", Usage: "the ValidatingWebhookConfiguration whose caBundle gets the certificate's CA"},
+			&cli.StringSliceFlag{Name: "webhook-host", Usage: "another DNS name or IP address for the certificate, for a webhook reached by URL (repeatable)"},
 		},
 		Action: func(cCtx *cli.Context) error {
 			// SIGTERM (the kubelet stopping the pod) ends the manager cleanly,
@@ -39,6 +43,11 @@ func Command() *cli.Command {
 				LeaderElect:    cCtx.Bool("leader-elect"),
 				WebhookPort:    cCtx.Int("webhook-port"),
 				WebhookCertDir: cCtx.String("webhook-cert-dir"),
+
+				WebhookCertSecret:    cCtx.String("webhook-cert-secret"),
+				WebhookService:       cCtx.String("webhook-service"),
+				WebhookConfiguration: cCtx.String("webhook-configuration"),
+				WebhookHosts:         cCtx.StringSlice("webhook-host"),
 			})
 		},
 	}

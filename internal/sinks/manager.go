@@ -47,6 +47,16 @@ type Options struct {
 	// (0: no webhook), with tls.crt and tls.key from WebhookCertDir.
 	WebhookPort    int
 	WebhookCertDir string
+	// WebhookCertSecret, when set, has the controller issue and rotate the
+	// webhook's certificate itself (see webhookCerts), kept in this Secret
+	// of Namespace, for the Service WebhookService (and WebhookHosts, names
+	// or IPs of a webhook reached by URL), with the CA injected into the
+	// ValidatingWebhookConfiguration WebhookConfiguration. Unset, the
+	// files in WebhookCertDir come from elsewhere (cert-manager).
+	WebhookCertSecret    string
+	WebhookService       string
+	WebhookConfiguration string
+	WebhookHosts         []string
 }
 
 // DefaultOptions are the flags' defaults, matching configs/sinks/.
@@ -159,6 +169,21 @@ func Run(ctx context.Context, o Options) error {
 	mgr, err := NewManager(cfg, o)
 	if err != nil {
 		return err
+	}
+	if o.WebhookPort != 0 && o.WebhookCertSecret != "" {
+		// The webhook server reads its files when it starts: issue them
+		// first, then keep them current beside the manager.
+		direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
+		if err != nil {
+			return err
+		}
+		certs := newWebhookCerts(direct, o)
+		if err := certs.ensure(ctx); err != nil {
+			return fmt.Errorf("setting up the webhook certificate failed: %w", err)
+		}
+		if err := mgr.Add(certs); err != nil {
+			return err
+		}
 	}
 	slog.Info("Sink controller starting", "namespace", o.Namespace, "configmap", o.ConfigMapName, "agent_image", o.AgentImage)
 	return mgr.Start(ctx)
