@@ -20,6 +20,9 @@ type Plugin map[string]interface{}
 type SinkSpec struct {
 	Inputs  []Plugin `json:"inputs,omitempty"`
 	Outputs []Plugin `json:"outputs,omitempty"`
+	// Interval is TKGI's agent interval: how often the sink's inputs
+	// collect, a duration such as "30s" or "1m" (default 10s).
+	Interval string `json:"interval,omitempty"`
 }
 
 // SinkStatus reports whether the sink's configuration loads and is in place.

@@ -20,6 +20,7 @@ func (p Plugin) DeepCopy() Plugin {
 func (in *SinkSpec) DeepCopyInto(out *SinkSpec) {
 	out.Inputs = copyPlugins(in.Inputs)
 	out.Outputs = copyPlugins(in.Outputs)
+	out.Interval = in.Interval
 }
 
 func copyPlugins(in []Plugin) []Plugin {

@@ -69,6 +69,20 @@ var tkgiExamples = []tkgiExample{
 		contains: []string{`url = "http://wavefront-proxy.monitoring.svc:2878"`, `prefix = "tkgi."`},
 	},
 	{
+		file: "tkgi-8-interval.yaml", kind: "ClusterMetricSink", name: "tkgi-interval",
+		plugins:  []string{"inputs.prometheus", "outputs.prometheus_client"},
+		contains: []string{`interval = "30s"`, `listen = ":9275"`},
+	},
+	{
+		file: "tkgi-8-interval.yaml", kind: "MetricSink", namespace: "spring-petclinic", name: "petclinic-slow",
+		plugins:  []string{"inputs.prometheus", "outputs.prometheus_client"},
+		contains: []string{`interval = "1m"`, `monitor_kubernetes_pods_namespace = "spring-petclinic"`},
+	},
+	{
+		file: "tkgi-8-interval.yaml", kind: "ClusterMetricSink", name: "tkgi-interval-too-short",
+		wantErr: "spec.interval: 100ms is shorter than 1s",
+	},
+	{
 		file: "tkgi-7-not-compiled-in.yaml", kind: "ClusterMetricSink", name: "tkgi-stackdriver",
 		wantErr: "spec.outputs[0]: outputs.stackdriver is not compiled into telegraf-tkgi; compiled-in outputs: datadog, discard,",
 	},

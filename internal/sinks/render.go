@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -13,7 +14,26 @@ import (
 const ConfigKey = "telegraf.conf"
 
 // defaultInterval is TKGI's sink collection interval.
-const defaultInterval = "10s"
+const defaultInterval = 10 * time.Second
+
+// minInterval is the shortest spec.interval accepted: every node's agent
+// collecting more often loads the kubelets and the scraped pods for little.
+const minInterval = time.Second
+
+// parseInterval reads spec.interval; empty means defaultInterval.
+func parseInterval(value string) (time.Duration, error) {
+	if value == "" {
+		return defaultInterval, nil
+	}
+	d, err := time.ParseDuration(value)
+	if err != nil {
+		return 0, fmt.Errorf("spec.interval: %q is not a duration such as \"10s\" or \"1m\"", value)
+	}
+	if d < minInterval {
+		return 0, fmt.Errorf("spec.interval: %s is shorter than %s", value, minInterval)
+	}
+	return d, nil
+}
 
 // defaultNodeInput is what a ClusterMetricSink without inputs collects: the
 // kubelet's node, pod and container resource metrics on the agent's own
@@ -38,9 +58,10 @@ func defaultTenantInput() section {
 
 // ClusterSink is one ClusterMetricSink's part of the node configuration.
 type ClusterSink struct {
-	Name    string
-	inputs  []section
-	outputs []section
+	Name     string
+	interval time.Duration
+	inputs   []section
+	outputs  []section
 }
 
 // ParseClusterSink reads a ClusterMetricSink's spec; a sink without inputs
@@ -48,6 +69,9 @@ type ClusterSink struct {
 func ParseClusterSink(name string, spec SinkSpec) (ClusterSink, error) {
 	s := ClusterSink{Name: name}
 	var err error
+	if s.interval, err = parseInterval(spec.Interval); err != nil {
+		return s, err
+	}
 	if s.inputs, err = parsePlugins("spec.inputs", spec.Inputs); err != nil {
 		return s, err
 	}
@@ -72,19 +96,31 @@ func RenderCluster(sinks []ClusterSink) ([]byte, error) {
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	var inputs, outputs []section
 	names := make([]string, 0, len(sorted))
-	seenDefault := false
+	// The agent collects at the sinks' interval when they agree; a sink
+	// with another one sets it on each of its inputs. The kubelet input
+	// shared by sinks without inputs collects at the shortest of theirs.
+	interval := commonInterval(sorted)
+	nodeInput, nodeInterval := -1, time.Duration(0)
 	for _, s := range sorted {
 		names = append(names, s.Name)
 		for _, in := range s.inputs {
 			if isDefaultNodeInput(in) {
-				if seenDefault {
-					continue
+				if nodeInput < 0 {
+					nodeInput, nodeInterval = len(inputs), s.interval
+					inputs = append(inputs, in)
 				}
-				seenDefault = true
+				nodeInterval = min(nodeInterval, s.interval)
+				continue
+			}
+			if _, own := in.options["interval"]; !own && s.interval != interval {
+				in = withInterval(in, s.interval)
 			}
 			inputs = append(inputs, in)
 		}
 		outputs = append(outputs, s.outputs...)
+	}
+	if nodeInput >= 0 && nodeInterval != interval {
+		inputs[nodeInput] = withInterval(inputs[nodeInput], nodeInterval)
 	}
 	if len(sorted) == 0 {
 		// Agents keep a loadable configuration, and collect nothing that
@@ -97,11 +133,46 @@ func RenderCluster(sinks []ClusterSink) ([]byte, error) {
 		header = "# Rendered by telegraf-tkgi sink-controller: no ClusterMetricSink exists; metrics are discarded"
 	}
 	agent := map[string]interface{}{
-		"interval":       defaultInterval,
-		"flush_interval": defaultInterval,
+		"interval":       durationText(interval),
+		"flush_interval": durationText(defaultInterval),
 		"hostname":       "${NODE_NAME}",
 	}
 	return renderTOML(header, agent, inputs, outputs)
+}
+
+// durationText writes d as Telegraf reads it, without Go's trailing
+// zero units ("1m", not "1m0s").
+func durationText(d time.Duration) string {
+	text := d.String()
+	for _, zero := range []string{"m0s", "h0m"} {
+		if strings.HasSuffix(text, zero) {
+			text = strings.TrimSuffix(text, zero[1:])
+		}
+	}
+	return text
+}
+
+// commonInterval is the interval every sink has, or defaultInterval.
+func commonInterval(sinks []ClusterSink) time.Duration {
+	if len(sinks) == 0 {
+		return defaultInterval
+	}
+	for _, s := range sinks[1:] {
+		if s.interval != sinks[0].interval {
+			return defaultInterval
+		}
+	}
+	return sinks[0].interval
+}
+
+// withInterval gives an input its own interval.
+func withInterval(in section, interval time.Duration) section {
+	options := make(map[string]interface{}, len(in.options)+1)
+	for k, v := range in.options {
+		options[k] = v
+	}
+	options["interval"] = durationText(interval)
+	return section{name: in.name, options: options}
 }
 
 func isDefaultNodeInput(s section) bool {
@@ -130,10 +201,14 @@ func RenderTenant(namespace, name string, spec SinkSpec) ([]byte, error) {
 	if err := confineTenantInputs(namespace, inputs); err != nil {
 		return nil, err
 	}
+	interval, err := parseInterval(spec.Interval)
+	if err != nil {
+		return nil, err
+	}
 	header := fmt.Sprintf("# Rendered by telegraf-tkgi sink-controller from MetricSink %s/%s", namespace, name)
 	agent := map[string]interface{}{
-		"interval":       defaultInterval,
-		"flush_interval": defaultInterval,
+		"interval":       durationText(interval),
+		"flush_interval": durationText(defaultInterval),
 	}
 	return renderTOML(header, agent, inputs, outputs)
 }
