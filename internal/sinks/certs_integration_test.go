@@ -64,11 +64,15 @@ func TestShippedWebhookIssuesItsCertificate(t *testing.T) {
 	var d appsv1.Deployment
 	require.NoError(t, json.Unmarshal([]byte(kubectl(t, e.cluster, "-n", controllerNamespace, "get",
 		"deployment/telegraf-tkgi-sink-controller", "-o", "json")), &d))
-	pod := controllerPod(t, e, d, map[string]string{
-		"--webhook-port=9443":               fmt.Sprintf("--webhook-port=%d", port),
-		"--health-probe-bind-address=:8081": fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", testmonitor.FreePort(t)),
-	})
-	pod.args = append(pod.args, "--webhook-host=127.0.0.1")
+	newPod := func() *controllerPodSpec {
+		pod := controllerPod(t, e, d, map[string]string{
+			"--webhook-port=9443":               fmt.Sprintf("--webhook-port=%d", port),
+			"--health-probe-bind-address=:8081": fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", testmonitor.FreePort(t)),
+		})
+		pod.args = append(pod.args, "--webhook-host=127.0.0.1")
+		return pod
+	}
+	pod := newPod()
 
 	ns := e.namespace(t, "sinks-certs")
 	apply := func(manifest string) (string, error) {
@@ -105,12 +109,7 @@ func TestShippedWebhookIssuesItsCertificate(t *testing.T) {
 
 	// A restart (or a second replica) keeps the Secret's certificate.
 	stop()
-	pod = controllerPod(t, e, d, map[string]string{
-		"--webhook-port=9443":               fmt.Sprintf("--webhook-port=%d", port),
-		"--health-probe-bind-address=:8081": fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", testmonitor.FreePort(t)),
-	})
-	pod.args = append(pod.args, "--webhook-host=127.0.0.1")
-	pod.start(t, binary)
+	newPod().start(t, binary)
 	eventually(t, "a sink admitted after the restart", func() (bool, string) {
 		out, err := apply(strings.Replace(tenantSink("good", "prometheus_client", ":9273"), ":9273", ":9274", 1))
 		return err == nil, out
@@ -120,8 +119,7 @@ func TestShippedWebhookIssuesItsCertificate(t *testing.T) {
 	require.Equal(t, string(secret.Data["tls.crt"]), string(again.Data["tls.crt"]), "the certificate is reused, not reissued")
 }
 
-// controllerPod is the applied Deployment's container as the kubelet would
-// run it: $(VAR) in args expanded from its env, each arg in replace swapped.
+// controllerPodSpec is how the test runs the controller's container.
 type controllerPodSpec struct {
 	args    []string
 	env     []string
@@ -131,6 +129,9 @@ type controllerPodSpec struct {
 	logPath string
 }
 
+// controllerPod is the applied Deployment's container as the kubelet would
+// run it: $(VAR) in args expanded from its env, each arg in replace swapped,
+// a fresh ServiceAccount token.
 func controllerPod(t *testing.T, e *env, d appsv1.Deployment, replace map[string]string) *controllerPodSpec {
 	t.Helper()
 	spec := d.Spec.Template.Spec
