@@ -138,9 +138,9 @@ spec:
 	type window struct{ swapped, started time.Time }
 	var reloads []window
 	// swap puts conf in place at phase past the next second boundary and
-	// waits for the agent's next start, polled finely: from the swap to the
-	// new agent no input runs, so an interval boundary passing then has no
-	// gather.
+	// waits for the agent's next start, polled finely. A swap close to a
+	// boundary is the adversarial case: the agent must collect that
+	// boundary before it stops.
 	swap := func(conf string, phase time.Duration) {
 		t.Helper()
 		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + phase)))
