@@ -98,6 +98,7 @@ type handoverClient struct {
 
 	mu     sync.Mutex
 	series map[uint64]servedSeries
+	pruned time.Time
 }
 
 func (c *handoverClient) Write(metrics []telegraf.Metric) error {
@@ -117,6 +118,16 @@ func (c *handoverClient) Write(metrics []telegraf.Metric) error {
 		s.metric.SetTime(m.Time())
 		s.written = now
 		c.series[id] = s
+	}
+	// Series the output no longer serves are not carried over either:
+	// forget them, or the copy grows with every series ever seen.
+	if expiration := time.Duration(c.ExpirationInterval); expiration > 0 && now.Sub(c.pruned) > expiration {
+		for id, s := range c.series {
+			if now.Sub(s.written) > expiration {
+				delete(c.series, id)
+			}
+		}
+		c.pruned = now
 	}
 	c.mu.Unlock()
 	return c.PrometheusClient.Write(metrics)

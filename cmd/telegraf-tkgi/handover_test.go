@@ -103,3 +103,27 @@ func TestPromHandoverClosesOrphans(t *testing.T) {
 	_, err = scrape(oldAddr)
 	require.Error(t, err, "no output takes the address over: closed")
 }
+
+// The copy kept for the next agent forgets series past the output's
+// expiration, so it does not grow with every series ever written.
+func TestPromHandoverForgetsExpiredSeries(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", testmonitor.FreePort(t))
+	h := newPromHandover()
+	defer h.closeAll()
+	c, out := promConfig(t, addr)
+	out.Output.(*prometheus_client.PrometheusClient).ExpirationInterval = config.Duration(50 * time.Millisecond)
+	h.adopt(c)
+	hc := out.Output.(*handoverClient)
+	require.NoError(t, hc.Connect())
+	defer hc.shutdown()
+	for i := range 100 {
+		m := metric.New("mem", map[string]string{"pod": fmt.Sprint(i)}, map[string]any{"used": i}, time.Now())
+		require.NoError(t, hc.Write([]telegraf.Metric{m}))
+	}
+	time.Sleep(120 * time.Millisecond)
+	require.NoError(t, hc.Write([]telegraf.Metric{metric.New("mem", map[string]string{"pod": "new"}, map[string]any{"used": 1}, time.Now())}))
+	hc.mu.Lock()
+	kept := len(hc.series)
+	hc.mu.Unlock()
+	require.Equal(t, 1, kept, "only the series written within the expiration is kept")
+}
