@@ -52,6 +52,9 @@ type agentOptions struct {
 	// pprofErr reports the pprof server failing (a taken port, say): the
 	// agent then stops, like upstream.
 	pprofErr <-chan error
+	// watchBaseline is the watched files' state just before the running
+	// configuration was read: a change made while it loaded still counts.
+	watchBaseline map[string]fileState
 }
 
 // agentOptionsFrom reads the options; run flags exist only on the top-level
@@ -131,6 +134,11 @@ func (o *agentOptions) loadConfig() (*config.Config, []string, error) {
 	// Test mode also keeps outputs' buffers in memory: `config check` must
 	// not open (create, or race the running agent for) a disk buffer.
 	c.TestMode = o.testMode() || o.check
+	o.watchBaseline = nil
+	if o.watchConfig != "" && !o.once && !o.testMode() && !o.check {
+		local, _ := splitURLs(files)
+		o.watchBaseline = watchSet{files: local, dirs: o.configDirs}.snapshot()
+	}
 	if err := c.LoadAll(files...); err != nil {
 		return nil, files, err
 	}
@@ -334,7 +342,7 @@ func runOnce(parent context.Context, c *config.Config, files []string, o *agentO
 	if !o.once && !o.testMode() {
 		local, remote := splitURLs(files)
 		if o.watchConfig != "" {
-			go watchConfig(ctx, watchSet{files: local, dirs: o.configDirs}, o.watchConfig, o.watchInterval, o.watchDebounce, onChange)
+			go watchConfig(ctx, watchSet{files: local, dirs: o.configDirs}, o.watchBaseline, o.watchConfig, o.watchInterval, o.watchDebounce, onChange)
 		}
 		if o.urlWatchInterval > 0 && len(remote) > 0 {
 			go watchRemoteConfig(ctx, remote, o.urlWatchInterval, onChange)

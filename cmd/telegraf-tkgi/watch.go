@@ -130,8 +130,13 @@ func (w watchSet) notifyDirs() []string {
 // file appears in or leaves a watched directory. With a debounce interval
 // it waits until nothing changed for that long, so that an editor that
 // truncates and then writes causes one reload with the complete file.
-func watchConfig(ctx context.Context, w watchSet, mode string, interval, debounce time.Duration, onChange func()) {
-	last := w.snapshot()
+// baseline, if given, is the state the running configuration was read
+// from: a change between that read and the watcher's start is a change too.
+func watchConfig(ctx context.Context, w watchSet, baseline map[string]fileState, mode string, interval, debounce time.Duration, onChange func()) {
+	last := baseline
+	if last == nil {
+		last = w.snapshot()
+	}
 	wake := make(chan struct{}, 1)
 	var tick <-chan time.Time
 
@@ -157,6 +162,11 @@ func watchConfig(ctx context.Context, w watchSet, mode string, interval, debounc
 		tick = ticker.C
 	}
 	log.Printf("I! Watching %d config file(s) and %d config directory(s) for changes (%s)", len(w.files), len(w.dirs), mode)
+	if baseline != nil {
+		// Compare with the baseline now that the watcher runs: later
+		// changes raise events, earlier ones only show in the files.
+		wake <- struct{}{}
+	}
 
 	var settled <-chan time.Time
 	for {
@@ -168,6 +178,9 @@ func watchConfig(ctx context.Context, w watchSet, mode string, interval, debounc
 			onChange()
 			return
 		case <-wake:
+			if watcher == nil {
+				break // the first comparison with the baseline, polling
+			}
 			// A new sub-folder of a watched directory is watched too.
 			for _, dir := range w.notifyDirs() {
 				if !watched[dir] && watcher.Add(dir) == nil {

@@ -52,7 +52,7 @@ func TestWatchConfigDebouncesBursts(t *testing.T) {
 	changes := make(chan time.Time, 10)
 	done := make(chan struct{})
 	go func() {
-		watchConfig(ctx, watchSet{files: []string{conf}}, watchPoll, 10*time.Millisecond, 300*time.Millisecond,
+		watchConfig(ctx, watchSet{files: []string{conf}}, nil, watchPoll, 10*time.Millisecond, 300*time.Millisecond,
 			func() { changes <- time.Now() })
 		close(done)
 	}()
@@ -76,4 +76,36 @@ func TestWatchConfigDebouncesBursts(t *testing.T) {
 	}
 	<-done
 	require.Empty(t, changes)
+}
+
+// A change made after the configuration was read but before the watcher
+// started (a file written while the new agent loaded) still reloads.
+func TestWatchConfigCatchesChangesSinceBaseline(t *testing.T) {
+	for _, mode := range []string{watchPoll, watchNotify} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			conf := writeFile(t, dir, "telegraf.conf", "")
+			w := watchSet{files: []string{conf}}
+			baseline := w.snapshot()
+			writeFile(t, dir, "telegraf.conf", "[[inputs.mem]]\n")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			changed := make(chan struct{}, 1)
+			go watchConfig(ctx, w, baseline, mode, time.Hour, 0, func() { changed <- struct{}{} })
+			select {
+			case <-changed:
+			case <-time.After(10 * time.Second):
+				require.FailNow(t, "the change made before the watcher started was missed")
+			}
+
+			// Without a difference from the baseline nothing happens.
+			quiet := make(chan struct{}, 1)
+			go watchConfig(ctx, w, w.snapshot(), mode, time.Hour, 0, func() { quiet <- struct{}{} })
+			select {
+			case <-quiet:
+				require.FailNow(t, "reloaded with nothing changed")
+			case <-time.After(300 * time.Millisecond):
+			}
+		})
+	}
 }
