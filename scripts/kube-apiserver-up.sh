@@ -17,6 +17,9 @@
 #   etcd.log kube-apiserver.log, pki/, etcd-data/
 #
 # KUBE_APISERVER_ARGS adds kube-apiserver flags (e.g. --feature-gates=...).
+# KUBE_APISERVER_MODULE names another wrapper module to build kube-apiserver
+# from (e.g. scripts/kube-apiserver-1.30, the oldest minor supported); etcd
+# and the seeder still come from scripts/kube-apiserver.
 # If the cluster in STATE_DIR is already up and ready it is reused. Stop it
 # with scripts/kube-apiserver-down.sh [STATE_DIR]. With --foreground the
 # script stays attached and stops both on Ctrl-C / SIGTERM.
@@ -25,6 +28,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/telegraf-tkgi}
 MOD=$ROOT/scripts/kube-apiserver
+APIMOD=${KUBE_APISERVER_MODULE:-$MOD}
+case $APIMOD in /*) ;; *) APIMOD=$ROOT/$APIMOD ;; esac
 FOREGROUND=0
 STATE=${KUBE_STATE_DIR:-$ROOT/.cache/kube-run}
 for arg in "$@"; do
@@ -47,13 +52,13 @@ for tool in go openssl curl kubectl flock; do
   command -v "$tool" >/dev/null || die "$tool is not installed (needed to build/run the test apiserver)"
 done
 
-K8S_VERSION=$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$MOD/go.mod")
+K8S_VERSION=$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$APIMOD/go.mod")
 ETCD_VERSION=$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2; exit }' "$MOD/go.mod")
 [ -n "$K8S_VERSION" ] && [ -n "$ETCD_VERSION" ] || die "cannot read versions from $MOD/go.mod"
 BIN=$CACHE/kube/$K8S_VERSION
 # The binaries are rebuilt when the pinned versions, the staging replaces or
 # the Go toolchain change (not for the seeder's own test dependencies).
-STAMP=$( (echo "$K8S_VERSION $ETCD_VERSION"; sed -n '/^replace (/,/^)/p' "$MOD/go.mod"; go version) | sha256sum | cut -c1-16)
+STAMP=$( (echo "$K8S_VERSION $ETCD_VERSION"; sed -n '/^replace (/,/^)/p' "$APIMOD/go.mod"; go version) | sha256sum | cut -c1-16)
 MINOR=$(echo "$K8S_VERSION" | cut -d. -f2)
 
 # --- build (once; flock so concurrent callers wait for one build) -----------
@@ -67,12 +72,13 @@ build() {
     log "building kube-apiserver $K8S_VERSION and etcd $ETCD_VERSION into $BIN (cold: several minutes, ~2 GB RAM)"
     local start=$SECONDS
     tmp=$(mktemp -d "$BIN/.build.XXXXXX")
-    (cd "$MOD" && go build -trimpath -ldflags "-s -w \
+    (cd "$APIMOD" && go build -trimpath -ldflags "-s -w \
         -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
         -X k8s.io/component-base/version.gitMajor=1 \
         -X k8s.io/component-base/version.gitMinor=$MINOR \
         -X k8s.io/component-base/version.gitTreeState=clean" \
-        -o "$tmp/" ./cmd/kube-apiserver ./cmd/etcd) || { rm -rf "$tmp"; die "building kube-apiserver/etcd failed"; }
+        -o "$tmp/" ./cmd/kube-apiserver &&
+      cd "$MOD" && go build -trimpath -ldflags "-s -w" -o "$tmp/" ./cmd/etcd) || { rm -rf "$tmp"; die "building kube-apiserver/etcd failed"; }
     mv -f "$tmp/kube-apiserver" "$tmp/etcd" "$BIN/" && rm -rf "$tmp"
     echo "$STAMP" >"$BIN/.stamp"
     log "built in $((SECONDS - start))s"

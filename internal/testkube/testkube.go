@@ -98,10 +98,40 @@ func Get(t testing.TB) *Cluster {
 	return shared
 }
 
-// Stop stops a cluster Get started itself; one named by $KUBE_TEST_ENV is left running.
+// OldestModule is the wrapper module of the oldest Kubernetes minor the
+// project supports; see scripts/kube-apiserver-1.30.
+const OldestModule = "scripts/kube-apiserver-1.30"
+
+var (
+	oldestOnce sync.Once
+	oldest     *Cluster
+	errOldest  error
+	stopOldest func()
+)
+
+// Oldest returns a private cluster running the oldest supported
+// kube-apiserver, started on first use and stopped by Stop. Its first use
+// on a cold machine builds that apiserver (several minutes).
+func Oldest(t testing.TB) *Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real kube-apiserver: an integration test, run without -short (make test)")
+	}
+	oldestOnce.Do(func() { oldest, stopOldest, errOldest = startPrivate(OldestModule) })
+	if errOldest != nil {
+		t.Fatalf("no kube-apiserver of the oldest supported minor for this test: %v", errOldest)
+	}
+	return oldest
+}
+
+// Stop stops the clusters Get and Oldest started themselves; one named by
+// $KUBE_TEST_ENV is left running.
 func Stop() {
 	if stopShared != nil {
 		stopShared()
+	}
+	if stopOldest != nil {
+		stopOldest()
 	}
 }
 
@@ -110,6 +140,12 @@ func start() (*Cluster, func(), error) {
 		c, err := Load(envFile)
 		return c, nil, err
 	}
+	return startPrivate("")
+}
+
+// startPrivate starts a cluster of its own; module, if set, is the wrapper
+// module its kube-apiserver is built from.
+func startPrivate(module string) (*Cluster, func(), error) {
 	state, err := os.MkdirTemp("", "testkube-")
 	if err != nil {
 		return nil, nil, err
@@ -124,6 +160,9 @@ func start() (*Cluster, func(), error) {
 	}
 	up := exec.Command(filepath.Join(scripts, "kube-apiserver-up.sh"), state)
 	up.Stdout, up.Stderr = os.Stderr, os.Stderr
+	if module != "" {
+		up.Env = append(os.Environ(), "KUBE_APISERVER_MODULE="+module)
+	}
 	if err := up.Run(); err != nil {
 		stop()
 		return nil, nil, fmt.Errorf("starting kube-apiserver failed: %w", err)
