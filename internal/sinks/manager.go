@@ -23,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/exepages"
 )
 
 // Options configure the sink controller.
@@ -184,6 +186,12 @@ func Run(ctx context.Context, o Options) error {
 		if err := mgr.Add(certs); err != nil {
 			return err
 		}
+	}
+	// As the agent does: the executable's start-up pages are not needed.
+	if r, err := exepages.Release(); err != nil {
+		slog.Debug("Releasing start-up pages failed", "error", err)
+	} else if r.Mappings > 0 {
+		slog.Debug("Released start-up pages of the executable", "bytes", r.Bytes)
 	}
 	slog.Info("Sink controller starting", "namespace", o.Namespace, "configmap", o.ConfigMapName, "agent_image", o.AgentImage)
 	return mgr.Start(ctx)
