@@ -347,7 +347,6 @@ func TestGatherForbidden(t *testing.T) {
 	}
 }
 
-
 func TestGatherExcluded(t *testing.T) {
 	k := newFixture(t).plugin(t, func(k *KubeTelemetry) {
 		k.ResourceInclude = []string{"nodes", "storageclasses", "persistentvolumeclaims"}
