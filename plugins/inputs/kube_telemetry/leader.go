@@ -281,14 +281,16 @@ func (e *elector) newLeader(identity string) {
 }
 
 // currentTerm returns the context of this replica's term, or nil and the
-// leader's identity while another replica leads. The first call waits up
-// to wait for the first attempt to decide.
+// leader's identity while another replica leads. Until the first attempt
+// has decided, it waits for it, up to wait; after that wait, never again
+// (a Lease that cannot be read must not hold up every gather).
 func (e *elector) currentTerm(ctx context.Context, wait time.Duration) (context.Context, string) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case <-e.decided:
 	case <-timer.C:
+		e.decidedOnce.Do(func() { close(e.decided) })
 	case <-ctx.Done():
 	}
 	e.mu.Lock()
@@ -300,16 +302,19 @@ func (e *elector) currentTerm(ctx context.Context, wait time.Duration) (context.
 }
 
 // logSink passes client-go's election log to the plugin's logger: errors
-// as errors (a 403 with the Lease rule to grant), each distinct message
-// once until the election succeeds again, so a missing rule is one line,
+// as errors (a 403 with the Lease rule to grant), a message repeated
+// within logRepeatAfter only once, so a missing rule is one line a minute,
 // not one every retry_period; the rest at debug level.
 type logSink struct {
 	log   telegraf.Logger
 	lease string
 
-	mu   sync.Mutex
-	last string
+	mu     sync.Mutex
+	last   string
+	lastAt time.Time
 }
+
+const logRepeatAfter = time.Minute
 
 func (*logSink) Init(logr.RuntimeInfo)  {}
 func (*logSink) Enabled(level int) bool { return level == 0 }
@@ -326,8 +331,10 @@ func (s *logSink) Info(_ int, msg string, _ ...any) {
 func (s *logSink) Error(err error, msg string, _ ...any) {
 	text := msg + ": " + leaseHint(err) + err.Error()
 	s.mu.Lock()
-	repeated := text == s.last
-	s.last = text
+	repeated := text == s.last && time.Since(s.lastAt) < logRepeatAfter
+	if !repeated {
+		s.last, s.lastAt = text, time.Now()
+	}
 	s.mu.Unlock()
 	if !repeated {
 		s.log.Errorf("Leader election on lease %s: %s", s.lease, text)

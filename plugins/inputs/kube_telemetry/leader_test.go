@@ -12,8 +12,10 @@ import (
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	ktesting "k8s.io/client-go/testing"
 )
 
@@ -184,4 +186,45 @@ func TestToggleUnmarshal(t *testing.T) {
 	}
 	var v toggle
 	require.EqualError(t, v.UnmarshalTOML([]byte(`"yes"`)), `"yes" is neither true nor false`)
+}
+
+// Without the lease Role the replica never collects, says once which rule
+// is missing, and does not hold up each gather waiting for the election.
+func TestLeaderElectionForbidden(t *testing.T) {
+	fx := newFixture(t)
+	var attempts atomic.Int64
+	forbid := func(action ktesting.Action) (bool, kruntime.Object, error) {
+		attempts.Add(1)
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"},
+			defaultLeaseName, errors.New(`User "system:serviceaccount:telegraf-tkgi:telegraf-tkgi-agent" cannot `+
+				action.GetVerb()+` resource "leases" in API group "coordination.k8s.io" in the namespace "telegraf-tkgi"`))
+	}
+	fx.kube.PrependReactor("get", "leases", forbid)
+	fx.kube.PrependReactor("create", "leases", forbid)
+	logger := &testutil.CaptureLogger{}
+	k := fx.plugin(t, func(k *KubeTelemetry) {
+		k.Log = logger
+		k.LeaderElection = true
+		k.LeaseNamespace = "telegraf-tkgi"
+		k.LeaseName = defaultLeaseName
+		k.LeaseDuration = config.Duration(1500 * time.Millisecond)
+		k.RenewDeadline = config.Duration(time.Second)
+		k.RetryPeriod = config.Duration(100 * time.Millisecond)
+		k.leases = fx.kube.CoordinationV1()
+	})
+	require.Zero(t, gathered(t, k)) // waits up to the renew deadline once
+	start := time.Now()
+	for range 5 {
+		require.Zero(t, gathered(t, k))
+	}
+	require.Less(t, time.Since(start), 500*time.Millisecond, "later gathers must not wait for the election")
+	require.Eventually(t, func() bool { return len(logger.Errors()) > 0 }, 5*time.Second, 20*time.Millisecond)
+	seen := attempts.Load()
+	require.Eventually(t, func() bool { return attempts.Load() >= seen+5 }, 5*time.Second, 20*time.Millisecond,
+		"the election stopped trying")
+	errs := logger.Errors()
+	require.Len(t, errs, 1, "one line, not one per attempt: %v", errs)
+	require.Contains(t, errs[0], "Leader election on lease telegraf-tkgi/telegraf-tkgi-kube-telemetry: ")
+	require.Contains(t, errs[0], `forbidden: the agent's ServiceAccount needs get, update and create on leases `+
+		`(apiGroup "coordination.k8s.io") in the lease's namespace (configs/kubernetes/ha/lease-role.yaml): `)
 }
