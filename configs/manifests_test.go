@@ -267,3 +267,110 @@ func TestServerVariantApplies(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, string(want), data)
 }
+
+// haNamespace is where the high-availability component is applied in the
+// tests, beside the base in its own namespace: its cluster-scoped objects
+// render exactly as the base's.
+const haNamespace = "telegraf-tkgi-ha-test"
+
+// renderHA builds configs/ with the component kubernetes/ha enabled, as an
+// operator's uncommented `components:` would, into haNamespace.
+func renderHA(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	rel, err := filepath.Rel(dir, wd)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(fmt.Sprintf(`
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: %s
+resources:
+  - %s
+components:
+  - %s
+`, haNamespace, rel, filepath.Join(rel, "kubernetes", "ha"))), 0o600))
+	out, err := exec.Command("kubectl", "kustomize", dir).CombinedOutput()
+	require.NoError(t, err, "kubectl kustomize with kubernetes/ha: %s", out)
+	return string(out)
+}
+
+// The HA component applies on the real API server: two replicas on
+// different nodes, replaced one at a time, never both evicted, electing a
+// leader (LEADER_ELECTION reaches agent.conf's leader_election).
+func TestHAComponentAppliesOnRealAPIServer(t *testing.T) {
+	c := applied(t) // the base first: its cluster-scoped objects are shared
+	rendered := renderHA(t)
+	cmd := exec.Command("kubectl", "--kubeconfig", c.AdminKubeconfig, "apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(rendered)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	get := func(object, jsonpath string) string {
+		return kubectl(t, c, "-n", haNamespace, "get", object, "-o", "jsonpath="+jsonpath)
+	}
+	require.Equal(t, "2 RollingUpdate 0 1 kubernetes.io/hostname",
+		get("deployment/telegraf-tkgi-agent", "{.spec.replicas} {.spec.strategy.type} "+
+			"{.spec.strategy.rollingUpdate.maxSurge} {.spec.strategy.rollingUpdate.maxUnavailable} "+
+			"{.spec.template.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey}"))
+	// The anti-affinity selects the agent's own pods.
+	require.Equal(t, `{"app.kubernetes.io/component":"agent","app.kubernetes.io/name":"telegraf-tkgi"}`,
+		get("deployment/telegraf-tkgi-agent", "{.spec.template.spec.affinity.podAntiAffinity."+
+			"requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector.matchLabels}"))
+	require.Equal(t, `1 {"app.kubernetes.io/component":"agent","app.kubernetes.io/name":"telegraf-tkgi"}`,
+		get("poddisruptionbudget/telegraf-tkgi-agent", "{.spec.minAvailable} {.spec.selector.matchLabels}"))
+
+	// The settings the pods read turn leader election on, and agent.conf
+	// takes it from there.
+	settings := get("deployment/telegraf-tkgi-agent", "{.spec.template.spec.containers[0].envFrom[0].configMapRef.name}")
+	require.Equal(t, "true", get("configmap/"+settings, "{.data.LEADER_ELECTION}"))
+	agentConf, err := os.ReadFile("agent.conf")
+	require.NoError(t, err)
+	require.Contains(t, string(agentConf), `leader_election = "${LEADER_ELECTION}"`)
+	env, err := os.ReadFile("settings.env")
+	require.NoError(t, err)
+	require.Contains(t, string(env), "LEADER_ELECTION=false\n", "the base runs one replica without election")
+
+	// The lease Role is a Role in the agent's namespace, bound to its
+	// ServiceAccount.
+	require.Equal(t, "Role telegraf-tkgi-agent-lease ServiceAccount telegraf-tkgi-agent",
+		get("rolebinding/telegraf-tkgi-agent-lease", "{.roleRef.kind} {.roleRef.name} {.subjects[0].kind} {.subjects[0].name}"))
+}
+
+// The lease rights are the Lease's alone: get and update on that one Lease,
+// create in that namespace; nothing on other Leases, in other namespaces,
+// or beyond.
+func TestHALeaseRoleIsLeastPrivilege(t *testing.T) {
+	c := applied(t)
+	rendered := renderHA(t)
+	cmd := exec.Command("kubectl", "--kubeconfig", c.AdminKubeconfig, "apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(rendered)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	// The RoleBinding's subject is the agent's ServiceAccount in its
+	// namespace: the base's here.
+	require.Equal(t, namespace, kubectl(t, c, "-n", haNamespace, "get", "rolebinding/telegraf-tkgi-agent-lease",
+		"-o", "jsonpath={.subjects[0].namespace}"))
+	token := agentToken(t, c)
+
+	lease := "leases.coordination.k8s.io/telegraf-tkgi-kube-telemetry"
+	for _, a := range [][]string{
+		{"get", lease, "-n", haNamespace}, {"update", lease, "-n", haNamespace},
+		{"create", "leases.coordination.k8s.io", "-n", haNamespace},
+	} {
+		require.True(t, canI(t, c, token, a...), "the agent must be allowed to %v", a)
+	}
+	for _, d := range [][]string{
+		{"get", "leases.coordination.k8s.io/other", "-n", haNamespace},
+		{"update", "leases.coordination.k8s.io/other", "-n", haNamespace},
+		{"delete", lease, "-n", haNamespace}, {"patch", lease, "-n", haNamespace},
+		{"list", "leases.coordination.k8s.io", "-n", haNamespace}, {"watch", "leases.coordination.k8s.io", "-n", haNamespace},
+		{"create", "leases.coordination.k8s.io", "-n", "kube-system"}, {"get", lease, "-n", "kube-system"},
+		{"update", "leases.coordination.k8s.io/kube-controller-manager", "-n", "kube-system"},
+		{"list", "leases.coordination.k8s.io", "-A"},
+		{"get", "secrets", "-n", haNamespace}, {"create", "pods", "-n", haNamespace},
+	} {
+		require.False(t, canI(t, c, token, d...), "the agent must not be allowed to %v", d)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
@@ -16,6 +17,10 @@ type apiError struct {
 	action string // "listing pods", "getting namespace kube-system"
 	verb   string // RBAC verb: "list", "get"
 	res    resource
+	// name is the one object a get needs, for a rule with resourceNames.
+	name string
+	// advice follows the hint of a 403: what else the operator may do.
+	advice string
 	err    error
 }
 
@@ -24,20 +29,28 @@ func newListError(res resource, err error) error {
 }
 
 func (e *apiError) Error() string {
-	return fmt.Sprintf("%s failed: %s%v", e.action, hint(e.verb, e.res, e.err), e.err)
+	h := hint(e.verb, e.res, e.name, e.err)
+	if e.advice != "" && apierrors.IsForbidden(e.err) {
+		h = strings.TrimSuffix(h, ": ") + "; " + e.advice + ": "
+	}
+	return fmt.Sprintf("%s failed: %s%v", e.action, h, e.err)
 }
 
 func (e *apiError) Unwrap() error { return e.err }
 
 // hint says what the error means for the operator, ending in ": " so the
 // server's own message follows.
-func hint(verb string, res resource, err error) string {
+func hint(verb string, res resource, name string, err error) string {
 	var exhausted *restartsExhaustedError
 	var netErr net.Error
 	switch {
 	case errors.As(err, &exhausted):
 		return "gone: the list outlived its continue token (etcd compaction) on every try; it is too slow: raise page_size or check the API server's load: "
 	case apierrors.IsForbidden(err):
+		if name != "" {
+			return fmt.Sprintf("forbidden: grant %q on %q named %q (%s, apiGroup %q) to the agent's ServiceAccount: ",
+				verb, res.name, name, scope(res), res.group)
+		}
 		return fmt.Sprintf("forbidden: grant %q on %q (%s, apiGroup %q) to the agent's ServiceAccount: ",
 			verb, res.name, scope(res), res.group)
 	case apierrors.IsUnauthorized(err):

@@ -650,3 +650,113 @@ func TestIntegrationWireFormat(t *testing.T) {
 	pods := c.summary.Pods["total"]
 	require.Equal(t, int((pods+testPageSize-1)/testPageSize), listed["pods"])
 }
+
+// kubectlAdmin runs kubectl as the cluster's admin, stdin from in.
+func kubectlAdmin(t *testing.T, c *testCluster, in string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", c.env["KUBECONFIG_ADMIN"]}, args...)...)
+	cmd.Stdin = strings.NewReader(in)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "kubectl %s: %s", strings.Join(args, " "), out)
+	return string(out)
+}
+
+// TestIntegrationIdentityForbidden: a ServiceAccount token (in namespace
+// default: a namespace of its own would change the counts) bound to the
+// shipped ClusterRole with its namespaces rule cut down. Every other metric
+// is still reported, without cluster_uid, and the error names the rule.
+func TestIntegrationIdentityForbidden(t *testing.T) {
+	c := realCluster(t)
+	shipped, err := os.ReadFile(filepath.Join(repoRoot(), "configs", "kubernetes", "base", "clusterrole.yaml"))
+	require.NoError(t, err)
+	const nsRule = "  - apiGroups: [\"\"]\n    resources: [namespaces]\n    verbs: [get, list]\n"
+	require.Contains(t, string(shipped), nsRule)
+	identityErr := `getting namespace kube-system (the cluster's identity) failed: forbidden: ` +
+		`grant "get" on "namespaces" named "kube-system" (cluster scope, apiGroup "") to the agent's ServiceAccount; ` +
+		`the metrics carry no cluster_uid until then; or set cluster_id: namespaces "kube-system" is forbidden: ` +
+		`User "system:serviceaccount:default:%s" cannot get resource "namespaces" in API group "" in the namespace "kube-system"`
+	tests := []struct {
+		name, account, rule string
+		clusterID           string
+		wantErrors          []string
+		listed              bool // namespaces listed
+	}{
+		{name: "list but no get", account: "no-get", rule: "  - apiGroups: [\"\"]\n    resources: [namespaces]\n    verbs: [list]\n",
+			wantErrors: []string{fmt.Sprintf(identityErr, "no-get")}, listed: true},
+		{name: "no namespaces rule at all", account: "no-namespaces", rule: "",
+			wantErrors: []string{fmt.Sprintf(identityErr, "no-namespaces"),
+				`listing namespaces failed: forbidden: grant "list" on "namespaces" (cluster scope, apiGroup "") to the agent's ServiceAccount: ` +
+					`namespaces is forbidden: User "system:serviceaccount:default:no-namespaces" cannot list resource "namespaces" in API group "" at the cluster scope`}},
+		{name: "cluster_id: kube-system not needed", account: "no-get-with-id", clusterID: "tkgi-it-cluster",
+			rule: "  - apiGroups: [\"\"]\n    resources: [namespaces]\n    verbs: [list]\n", listed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			role := "kube-telemetry-it-" + tt.account
+			manifest := strings.Replace(strings.Replace(string(shipped), nsRule, tt.rule, 1),
+				"name: telegraf-tkgi-kube-telemetry\n", "name: "+role+"\n", 1)
+			kubectlAdmin(t, c, manifest, "apply", "-f", "-")
+			kubectlAdmin(t, c, fmt.Sprintf(`apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: %[1]s
+  namespace: default
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: %[2]s
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: %[2]s
+subjects:
+  - kind: ServiceAccount
+    name: %[1]s
+    namespace: default
+`, tt.account, role), "apply", "-f", "-")
+			token := strings.TrimSpace(kubectlAdmin(t, c, "", "-n", "default", "create", "token", tt.account, "--duration", "10m"))
+			// RBAC changes reach the authorizer's cache within moments.
+			k := startPlugin(t, &KubeTelemetry{URL: c.env["KUBE_API_URL"], BearerToken: config.NewSecret([]byte(token)),
+				ClientConfig: tls.ClientConfig{TLSCA: c.env["KUBE_CA_FILE"]}, ClusterID: tt.clusterID})
+			var acc testutil.Accumulator
+			require.Eventually(t, func() bool {
+				acc = testutil.Accumulator{}
+				require.NoError(t, k.Gather(&acc))
+				_, ok := acc.Get("kube_telemetry_pods")
+				return ok
+			}, 30*time.Second, 500*time.Millisecond, "the ServiceAccount never got its ClusterRole")
+
+			var got []string
+			for _, err := range acc.Errors {
+				got = append(got, err.Error())
+			}
+			require.ElementsMatch(t, tt.wantErrors, got)
+
+			var expected []telegraf.Metric
+			for _, m := range c.summary.expected("", testPageSize) {
+				if tt.clusterID != "" {
+					m.AddTag("cluster_uid", tt.clusterID)
+				} else {
+					m.RemoveTag("cluster_uid")
+				}
+				switch {
+				case tt.listed:
+				case m.Name() == "kube_telemetry_resource" && m.Tags()["resource"] == "namespaces":
+					m.AddField("items", int64(0))
+					m.AddField("pages", int64(0))
+					m.AddField("errors", int64(1))
+				case m.Name() == "kube_telemetry_objects":
+					m.RemoveField("namespaces")
+				case m.Name() == "kube_telemetry_cluster":
+					m.AddField("pages", m.Fields()["pages"].(int64)-1)
+					m.AddField("errors", int64(1))
+					m.AddField("resources", int64(len(resources)-1))
+				}
+				expected = append(expected, m)
+			}
+			testutil.RequireMetricsEqual(t, expected, acc.GetTelegrafMetrics(),
+				testutil.SortMetrics(), testutil.IgnoreTime(), ignoreTimings, testutil.IgnoreFields("api_requests"))
+		})
+	}
+}

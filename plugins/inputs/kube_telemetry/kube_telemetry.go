@@ -17,14 +17,15 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/filter"
 	"github.com/influxdata/telegraf/plugins/common/tls"
 	"github.com/influxdata/telegraf/plugins/inputs"
+	"github.com/influxdata/telegraf/selfstat"
 )
 
 //go:embed sample.conf
@@ -34,10 +35,6 @@ const (
 	defaultPageSize        = 500
 	maxPageSize            = 5000
 	defaultResponseTimeout = config.Duration(10 * time.Second)
-
-	// identityNamespace's UID identifies the cluster: it exists in every
-	// cluster, is created once and never renamed.
-	identityNamespace = "kube-system"
 )
 
 // defaultAddonNamespaces are where TKGI and upstream clusters run their
@@ -53,6 +50,7 @@ type KubeTelemetry struct {
 	Kubeconfig      string          `toml:"kubeconfig"`
 	Context         string          `toml:"context"`
 	ClusterName     string          `toml:"cluster_name"`
+	ClusterID       string          `toml:"cluster_id"`
 	ResponseTimeout config.Duration `toml:"response_timeout"`
 	PageSize        int64           `toml:"page_size"`
 	ResourceInclude []string        `toml:"resource_include"`
@@ -61,7 +59,15 @@ type KubeTelemetry struct {
 	HTTPProxyURL    string          `toml:"http_proxy_url"`
 	tls.ClientConfig
 
-	Log telegraf.Logger `toml:"-"`
+	LeaderElection toggle          `toml:"leader_election"`
+	LeaseNamespace string          `toml:"lease_namespace"`
+	LeaseName      string          `toml:"lease_name"`
+	LeaseDuration  config.Duration `toml:"lease_duration"`
+	RenewDeadline  config.Duration `toml:"renew_deadline"`
+	RetryPeriod    config.Duration `toml:"retry_period"`
+
+	Log        telegraf.Logger     `toml:"-"`
+	Statistics *selfstat.Collector `toml:"-"`
 
 	selected []resource
 	addonNS  map[string]bool
@@ -72,6 +78,12 @@ type KubeTelemetry struct {
 
 	// wrapTransport lets tests wrap the HTTP transport (to fake a 410).
 	wrapTransport func(http.RoundTripper) http.RoundTripper
+
+	elector *elector
+	// leases is the Lease client of the election; tests set a fake one.
+	leases coordinationv1client.LeasesGetter
+	// namespaceFile replaces the ServiceAccount's namespace file in tests.
+	namespaceFile string
 }
 
 func (*KubeTelemetry) SampleConfig() string {
@@ -99,6 +111,12 @@ func (k *KubeTelemetry) Init() error {
 		return err
 	}
 	k.selected = selected
+	if err := checkClusterID(k.ClusterID); err != nil {
+		return err
+	}
+	if err := k.checkLeaderElection(); err != nil {
+		return err
+	}
 	k.addonNS = make(map[string]bool, len(k.AddonNamespaces))
 	for _, ns := range k.AddonNamespaces {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
@@ -180,21 +198,27 @@ func selectResources(include, exclude []string) ([]resource, error) {
 // is reported by each gather, not fatal.
 func (k *KubeTelemetry) Start(telegraf.Accumulator) error {
 	k.ctx, k.cancel = context.WithCancel(context.Background())
-	if k.clients != nil {
-		return nil
+	if k.clients == nil {
+		c, err := k.newClients()
+		if err != nil {
+			return err
+		}
+		k.clients = c
 	}
-	c, err := k.newClients()
-	if err != nil {
-		return err
+	if k.LeaderElection {
+		return k.startElection()
 	}
-	k.clients = c
 	return nil
 }
 
-// Stop aborts a gather in flight and closes idle connections.
+// Stop aborts a gather in flight, ends the election (releasing the lease
+// if held, so a standby takes over at once) and closes idle connections.
 func (k *KubeTelemetry) Stop() {
 	if k.cancel != nil {
 		k.cancel()
+	}
+	if k.elector != nil {
+		k.elector.stop(time.Duration(k.RenewDeadline))
 	}
 	if k.clients != nil {
 		k.clients.close()
@@ -206,6 +230,15 @@ func (k *KubeTelemetry) Gather(acc telegraf.Accumulator) error {
 		return errors.New("gather before start")
 	}
 	ctx, c := k.ctx, k.clients
+	if k.elector != nil {
+		term, leader := k.elector.currentTerm(ctx, time.Duration(k.RenewDeadline))
+		if term == nil {
+			k.Log.Debugf("Not the leader of lease %s (held by %q): collecting nothing", k.elector.lease, leader)
+			return nil
+		}
+		// Losing the lease cancels the collection in flight.
+		ctx = term
+	}
 	start := time.Now()
 	requestsBefore := k.requests.Load()
 
@@ -219,16 +252,23 @@ func (k *KubeTelemetry) Gather(acc telegraf.Accumulator) error {
 		}
 		return fmt.Errorf("kubernetes API server %s unreachable: %w", c.host, err)
 	}
-	ns, err := c.kube.CoreV1().Namespaces().Get(ctx, identityNamespace, metav1.GetOptions{})
-	if err != nil {
-		// Without the cluster's identity nothing can be attributed.
-		return &apiError{action: "getting namespace " + identityNamespace + " (the cluster's identity)",
-			verb: "get", res: resourceByName("namespaces"), err: err}
-	}
+	uid, idErr := k.clusterUID(ctx, c)
 
 	results := collect(ctx, c, k.selected, k.PageSize, foldConfig{addonNamespaces: k.addonNS})
+	if k.elector != nil && ctx.Err() != nil {
+		// The term ended during the collection: a standby may be leading
+		// already, so these results would be a second collection.
+		k.Log.Warnf("Lease %s lost during the collection: its results are dropped", k.elector.lease)
+		return nil
+	}
+	if idErr != nil {
+		acc.AddError(idErr)
+	}
 
-	e := &emitter{acc: acc, ts: start, tags: map[string]string{"cluster_uid": string(ns.UID)}}
+	e := &emitter{acc: acc, ts: start, tags: map[string]string{}}
+	if uid != "" {
+		e.tags["cluster_uid"] = uid
+	}
 	if k.ClusterName != "" {
 		e.tags["cluster_name"] = k.ClusterName
 	}
@@ -285,6 +325,10 @@ func init() {
 			PageSize:        defaultPageSize,
 			ResponseTimeout: defaultResponseTimeout,
 			AddonNamespaces: defaultAddonNamespaces,
+			LeaseName:       defaultLeaseName,
+			LeaseDuration:   defaultLeaseDuration,
+			RenewDeadline:   defaultRenewDeadline,
+			RetryPeriod:     defaultRetryPeriod,
 		}
 	})
 }

@@ -347,21 +347,6 @@ func TestGatherForbidden(t *testing.T) {
 	}
 }
 
-func TestGatherIdentityForbidden(t *testing.T) {
-	fx := newFixture(t)
-	fx.kube.PrependReactor("get", "namespaces", func(ktesting.Action) (bool, kruntime.Object, error) {
-		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "namespaces"}, "kube-system",
-			errors.New(`User "telegraf" cannot get resource "namespaces" in API group "" at the cluster scope`))
-	})
-	k := fx.plugin(t, nil)
-	var acc testutil.Accumulator
-	err := k.Gather(&acc)
-	require.EqualError(t, err, `getting namespace kube-system (the cluster's identity) failed: forbidden: `+
-		`grant "get" on "namespaces" (cluster scope, apiGroup "") to the agent's ServiceAccount: `+
-		`namespaces "kube-system" is forbidden: User "telegraf" cannot get resource "namespaces" in API group "" at the cluster scope`)
-	require.Empty(t, acc.GetTelegrafMetrics())
-}
-
 func TestGatherExcluded(t *testing.T) {
 	k := newFixture(t).plugin(t, func(k *KubeTelemetry) {
 		k.ResourceInclude = []string{"nodes", "storageclasses", "persistentvolumeclaims"}
