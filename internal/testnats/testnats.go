@@ -4,7 +4,8 @@
 // can be killed and restarted with its store to show what survives.
 //
 // Starting a cluster runs the built server: an integration test, skipped
-// under `go test -short`.
+// under `go test -short`. Tools (the listener benchmark) use Launch with
+// their own TB.
 package testnats
 
 import (
@@ -30,9 +31,17 @@ import (
 // answers a batch beyond it 413, so the agent splits it.
 const MaxPayload = 8 << 20
 
+// TB is what the cluster needs from a test (testing.TB has it) or a tool.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
+
 // Cluster is a running three-node JetStream cluster.
 type Cluster struct {
-	t     testing.TB
+	t     TB
 	bin   string
 	nodes []*node
 }
@@ -59,6 +68,15 @@ func Server(t testing.TB) string {
 	if testing.Short() {
 		t.Skip("starts a real NATS JetStream cluster: an integration test, run without -short (make test)")
 	}
+	bin, err := Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// Binary returns the nats-server binary, building it on first use.
+func Binary() (string, error) {
 	binOnce.Do(func() {
 		out, err := exec.Command(filepath.Join(repoRoot(), "scripts", "nats-server.sh")).Output()
 		if err != nil {
@@ -71,17 +89,20 @@ func Server(t testing.TB) string {
 		}
 		binPath = strings.TrimSpace(string(out))
 	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+	return binPath, binErr
 }
 
 // Start starts three clustered nodes and waits until JetStream answers.
 // They are killed when the test ends.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
-	bin := Server(t)
+	return Launch(t, Server(t))
+}
+
+// Launch starts three clustered nodes of bin and waits until JetStream
+// answers; t's cleanup kills them.
+func Launch(t TB, bin string) *Cluster {
+	t.Helper()
 	dir := t.TempDir()
 	c := &Cluster{t: t, bin: bin}
 	clientPorts, routePorts := freePorts(t, 3), freePorts(t, 3)
@@ -109,7 +130,7 @@ cluster {
 }
 `, n.name, n.port, MaxPayload, store, routePorts[i], strings.Join(routes, ", "))
 		if err := os.WriteFile(n.conf, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v", err)
 		}
 		c.nodes = append(c.nodes, n)
 	}
@@ -140,7 +161,7 @@ func (c *Cluster) start(i int) {
 	n := c.nodes[i]
 	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		c.t.Fatal(err)
+		c.t.Fatalf("%v", err)
 	}
 	cmd := exec.Command(c.bin, "-c", n.conf)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -183,6 +204,19 @@ func (c *Cluster) Restart(i int) {
 	c.start(i)
 }
 
+// PIDs are the running nodes' process ids (the benchmark counts their CPU).
+func (c *Cluster) PIDs() []int {
+	var pids []int
+	for _, n := range c.nodes {
+		n.mu.Lock()
+		if n.cmd != nil {
+			pids = append(pids, n.cmd.Process.Pid)
+		}
+		n.mu.Unlock()
+	}
+	return pids
+}
+
 // Log is node i's output so far, for failure messages.
 func (c *Cluster) Log(i int) string {
 	data, _ := os.ReadFile(c.nodes[i].logPath)
@@ -221,24 +255,24 @@ func (c *Cluster) Connect() (*nats.Conn, jetstream.JetStream) {
 	c.t.Helper()
 	nc, err := nats.Connect(strings.Join(c.URLs(), ","), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
-		c.t.Fatal(err)
+		c.t.Fatalf("%v", err)
 	}
 	c.t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
-		c.t.Fatal(err)
+		c.t.Fatalf("%v", err)
 	}
 	return nc, js
 }
 
-func freePorts(t testing.TB, n int) []int {
+func freePorts(t TB, n int) []int {
 	t.Helper()
 	ports := make([]int, 0, n)
 	seen := map[int]bool{}
 	for len(ports) < n {
 		p, err := loopback.FreePort()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v", err)
 		}
 		if !seen[p] {
 			seen[p] = true
