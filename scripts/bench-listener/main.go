@@ -11,7 +11,12 @@
 // gzip-compressed, the only compression both accept, and answers as soon as
 // it parsed the body. Both write to outputs.discard.
 //
-// Usage: go run ./scripts/bench-listener -bin bin/telegraf-tkgi [-agents 32] [-duration 20s]
+// With -jetstream it compares instead the listener with its embedded store
+// (one replica) against one and three replicas on a three-node NATS
+// JetStream cluster on loopback (nats-server from scripts/nats-server.sh),
+// counting the NATS servers' CPU in the JetStream rows.
+//
+// Usage: go run ./scripts/bench-listener -bin bin/telegraf-tkgi [-agents 32] [-duration 20s] [-jetstream]
 package main
 
 import (
