@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -64,6 +65,23 @@ type streamBackend struct {
 
 	mu sync.Mutex
 	kv jetstream.KeyValue
+	// down: the operator was told the engine fails; told again once it
+	// works, so an outage is two log lines, not one per request.
+	down atomic.Bool
+}
+
+func (b *streamBackend) failed(err error) {
+	if b.down.Swap(true) {
+		b.log.Debugf("JetStream still failing: %v", err)
+		return
+	}
+	b.log.Warnf("JetStream failing: %v; batches are answered 503 with Retry-After (agents keep them) until it works again", err)
+}
+
+func (b *streamBackend) working() {
+	if b.down.Swap(false) {
+		b.log.Info("JetStream works again; storing batches")
+	}
 }
 
 func (j *JetStream) validate() error {
@@ -180,7 +198,11 @@ func (b *streamBackend) publish(ctx context.Context, batch telemetrystream.Batch
 
 // stored marks id stored for dedup_window. A failure leaves the claim to
 // expire; a retry then publishes again and the stream answers duplicate.
-func (b *streamBackend) stored(ctx context.Context, id string) {
+// It does not take the request's context: the batch is in the stream
+// whether or not the client is still waiting.
+func (b *streamBackend) stored(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	if _, err := b.kv.Put(ctx, id, []byte(claimStored)); err != nil {
 		b.log.Warnf("Batch %s is in the stream but could not be marked stored: %v; the stream's duplicate window catches a retry", id, err)
 	}
@@ -219,7 +241,7 @@ func (l *Listener) serveStream(w http.ResponseWriter, r *http.Request, req *requ
 		switch {
 		case err != nil:
 			l.stats.streamErrors.Incr(1)
-			l.Log.Warnf("Shared de-duplication store unavailable: %v", err)
+			b.failed(err)
 			return l.unavailable(w, req, "the server cannot reach its de-duplication store; retry later")
 		case res == claimDuplicate:
 			return l.duplicate(w, req)
@@ -256,11 +278,12 @@ func (l *Listener) serveStream(w http.ResponseWriter, r *http.Request, req *requ
 	case err != nil:
 		release()
 		l.stats.streamErrors.Incr(1)
-		l.Log.Warnf("Batch from %s/%s not stored: %v", req.collector, req.instance, err)
+		b.failed(fmt.Errorf("batch from %s/%s not stored: %w", req.collector, req.instance, err))
 		return l.unavailable(w, req, "the server cannot store batches right now; retry later")
 	}
+	b.working()
 	if id != "" {
-		b.stored(ctx, id)
+		b.stored(id)
 	}
 	if dup {
 		return l.duplicate(w, req)
