@@ -53,9 +53,11 @@ test: test-deps build
 test-kubeseed:
 	cd scripts/kube-apiserver && GOWORK=off $(GO) test -count=1 ./cmd/kubeseed
 
-# System packages the tests use (installed only when missing).
+# System packages the tests use (installed only when missing), and
+# nats-server built into the user cache for the JetStream tests.
 test-deps:
 	scripts/test-deps.sh
+	scripts/nats-server.sh >/dev/null
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

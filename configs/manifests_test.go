@@ -374,3 +374,43 @@ func TestHALeaseRoleIsLeastPrivilege(t *testing.T) {
 		require.False(t, canI(t, c, token, d...), "the agent must not be allowed to %v", d)
 	}
 }
+
+// The scaled-out server's variant applies as documented: the namespace,
+// its ConfigMaps from the shipped configurations, its Secrets, then its own
+// kustomization; the replicas and the lake consumer name the NATS servers
+// the StatefulSet runs.
+func TestServerJetStreamVariantApplies(t *testing.T) {
+	c := testkube.Get(t)
+	kubectl(t, c, "apply", "-f", "kubernetes/server/namespace.yaml")
+	for _, args := range [][]string{
+		{"create", "configmap", "telegraf-tkgi-server-jetstream", "--from-file=server-jetstream.conf"},
+		{"create", "configmap", "telegraf-tkgi-lake", "--from-file=lake-jetstream.conf"},
+		{"create", "secret", "generic", "telegraf-tkgi-server-tokens", "--from-literal=token=agents", "--from-literal=events-token=events"},
+	} {
+		manifest := kubectl(t, c, append(append([]string{"-n", "tkgi-system"}, args...), "--dry-run=client", "-o", "yaml")...)
+		cmd := exec.Command("kubectl", "--kubeconfig", c.AdminKubeconfig, "apply", "-f", "-")
+		cmd.Stdin = strings.NewReader(manifest)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+	kubectl(t, c, "apply", "-k", "kubernetes/server-jetstream")
+	ns := []string{"-n", "tkgi-system"}
+	require.Equal(t, "3", kubectl(t, c, append(ns, "get", "deployment/telegraf-tkgi-server", "-o", "jsonpath={.spec.replicas}")...))
+	require.Equal(t, "3", kubectl(t, c, append(ns, "get", "statefulset/nats", "-o", "jsonpath={.spec.replicas}")...))
+	require.Equal(t, "1", kubectl(t, c, append(ns, "get", "statefulset/telegraf-tkgi-lake", "-o", "jsonpath={.spec.replicas}")...))
+	natsConf := kubectl(t, c, append(ns, "get", "configmap/nats", "-o", `jsonpath={.data.nats\.conf}`)...)
+	envPath := `jsonpath={.spec.template.spec.containers[0].env[?(@.name=="TELEMETRY_NATS_SERVERS")].value}`
+	for _, w := range []string{"deployment/telegraf-tkgi-server", "statefulset/telegraf-tkgi-lake"} {
+		servers := kubectl(t, c, append(ns, "get", w, "-o", envPath)...)
+		require.Len(t, strings.Split(servers, ","), 3, w)
+		for i, u := range strings.Split(servers, ",") {
+			host := fmt.Sprintf("nats-%d.nats.tkgi-system.svc", i)
+			require.Equal(t, "nats://"+host+":4222", u, w)
+			require.Contains(t, natsConf, "nats-route://"+host+":6222")
+		}
+	}
+	data := kubectl(t, c, append(ns, "get", "configmap/telegraf-tkgi-server-jetstream", "-o", `jsonpath={.data.server-jetstream\.conf}`)...)
+	want, err := os.ReadFile("server-jetstream.conf")
+	require.NoError(t, err)
+	require.Equal(t, string(want), data)
+}

@@ -69,5 +69,6 @@ import (
 	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/inputs/kube_telemetry"
 	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/inputs/telegraf_internal"
 	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/inputs/vmware_telemetry_listener"
+	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/inputs/vmware_telemetry_stream"
 	_ "github.com/telegraf-tkgi/telegraf-tkgi/plugins/outputs/vmware_telemetry"
 )

@@ -11,7 +11,12 @@
 // gzip-compressed, the only compression both accept, and answers as soon as
 // it parsed the body. Both write to outputs.discard.
 //
-// Usage: go run ./scripts/bench-listener -bin bin/telegraf-tkgi [-agents 32] [-duration 20s]
+// With -jetstream it compares instead the listener with its embedded store
+// (one replica) against one and three replicas on a three-node NATS
+// JetStream cluster on loopback (nats-server from scripts/nats-server.sh),
+// counting the NATS servers' CPU in the JetStream rows.
+//
+// Usage: go run ./scripts/bench-listener -bin bin/telegraf-tkgi [-agents 32] [-duration 20s] [-jetstream]
 package main
 
 import (
@@ -41,13 +46,16 @@ import (
 var profileDir string
 
 type target struct {
-	name     string
-	conf     string
-	path     string
+	name string
+	// one configuration and URL per replica; agent a posts to a's replica
+	confs    []string
+	paths    []string
 	headers  map[string]string
 	bodies   [][]byte
 	encoding string
 	keyed    bool
+	// extraPIDs are counted in the CPU figure too (the NATS servers)
+	extraPIDs []int
 }
 
 type result struct {
@@ -71,6 +79,7 @@ func main() {
 	distinct := flag.Int("payloads", 64, "distinct payloads cycled through")
 	rounds := flag.Int("rounds", 3, "rounds; the servers alternate within each, so load on the machine hits them alike")
 	accepted := flag.Bool("accepted", true, `also run the listener with acknowledge = "accepted"`)
+	withJetStream := flag.Bool("jetstream", false, "compare 1 replica embedded, 1 and 3 replicas on a local three-node NATS JetStream cluster instead")
 	flag.StringVar(&profileDir, "profile", "", "write each server's CPU profile of the measured period to this directory")
 	flag.Parse()
 
@@ -99,8 +108,8 @@ func main() {
 	targets := []target{
 		{
 			name:     "vmware_telemetry_listener",
-			conf:     listenerConf(*batch, listenerPort, "delivered", filepath.Join(work, "dedup.log")),
-			path:     fmt.Sprintf("http://127.0.0.1:%d/ph/api/hyper/send?_c=bench&_i=0123456789abcdef0123456789abcdef", listenerPort),
+			confs:    []string{listenerConf(*batch, listenerPort, "delivered", filepath.Join(work, "dedup.log"))},
+			paths:    []string{listenerURL(listenerPort)},
 			headers:  map[string]string{"Content-Type": telemetry.ContentType, telemetry.HeaderLevel: "standard", "Content-Encoding": "zstd"},
 			bodies:   zbodies,
 			encoding: "zstd",
@@ -108,8 +117,8 @@ func main() {
 		},
 		{
 			name:     "listener (accepted)",
-			conf:     listenerConf(*batch, acceptedPort, "accepted", filepath.Join(work, "dedup-accepted.log")),
-			path:     fmt.Sprintf("http://127.0.0.1:%d/ph/api/hyper/send?_c=bench&_i=0123456789abcdef0123456789abcdef", acceptedPort),
+			confs:    []string{listenerConf(*batch, acceptedPort, "accepted", filepath.Join(work, "dedup-accepted.log"))},
+			paths:    []string{listenerURL(acceptedPort)},
 			headers:  map[string]string{"Content-Type": telemetry.ContentType, telemetry.HeaderLevel: "standard", "Content-Encoding": "zstd"},
 			bodies:   zbodies,
 			encoding: "zstd",
@@ -117,7 +126,7 @@ func main() {
 		},
 		{
 			name: "http_listener_v2",
-			conf: fmt.Sprintf(`
+			confs: []string{fmt.Sprintf(`
 [agent]
   interval = "10s"
   flush_interval = "1s"
@@ -130,8 +139,8 @@ func main() {
   paths = ["/write"]
   data_format = "influx"
 [[outputs.discard]]
-`, *batch, v2Port),
-			path:     fmt.Sprintf("http://127.0.0.1:%d/write", v2Port),
+`, *batch, v2Port)},
+			paths:    []string{fmt.Sprintf("http://127.0.0.1:%d/write", v2Port)},
 			headers:  map[string]string{"Content-Type": "text/plain; charset=utf-8", "Content-Encoding": "gzip"},
 			bodies:   gbodies,
 			encoding: "gzip",
@@ -140,6 +149,10 @@ func main() {
 
 	if !*accepted {
 		targets = slices.Delete(targets, 1, 2)
+	}
+	base := len(targets) - 1 // http_listener_v2
+	if *withJetStream {
+		targets, base = jetStreamTargets(work, *batch, zbodies), 0
 	}
 	total := make([]result, len(targets))
 	perRound := make([][]float64, len(targets))
@@ -152,7 +165,8 @@ func main() {
 			total[i] = merge(total[i], r)
 		}
 	}
-	report(total, perRound, *agents, *batch, *rounds)
+	runCleanups()
+	report(total, perRound, base, *agents, *batch, *rounds)
 }
 
 func merge(a, b result) result {
@@ -174,34 +188,46 @@ func merge(a, b result) result {
 }
 
 func run(bin, work string, tg target, agents, batch int, warmup, duration time.Duration) (result, error) {
-	confPath := filepath.Join(work, tg.name+".conf")
-	if err := os.WriteFile(confPath, []byte(tg.conf), 0o600); err != nil {
-		return result{}, err
-	}
-	logf, err := os.Create(filepath.Join(work, tg.name+".log"))
-	if err != nil {
-		return result{}, err
-	}
-	defer logf.Close()
-	args := []string{"--config", confPath}
-	pprofAddr := ""
-	if profileDir != "" {
-		pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
-		args = append(args, "--pprof-addr", pprofAddr)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return result{}, err
-	}
+	var procs []*exec.Cmd
 	defer func() {
-		cmd.Process.Signal(os.Interrupt) //nolint:errcheck // stopping
-		cmd.Wait()                       //nolint:errcheck // stopping
+		for _, cmd := range procs {
+			cmd.Process.Signal(os.Interrupt) //nolint:errcheck // stopping
+			cmd.Wait()                       //nolint:errcheck // stopping
+		}
 	}()
-	u := strings.TrimPrefix(tg.path, "http://")
-	if err := loopback.WaitPort(u[:strings.Index(u, "/")], 15*time.Second); err != nil {
-		log, _ := os.ReadFile(logf.Name())
-		return result{}, fmt.Errorf("%s did not start: %w\n%s", tg.name, err, log)
+	pprofAddr := ""
+	for i, conf := range tg.confs {
+		// --config takes a comma-separated list: keep commas out of the name
+		name := fmt.Sprintf("%s-%d", strings.NewReplacer(" ", "_", ",", "").Replace(tg.name), i)
+		confPath := filepath.Join(work, name+".conf")
+		if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+			return result{}, err
+		}
+		logf, err := os.Create(filepath.Join(work, name+".log"))
+		if err != nil {
+			return result{}, err
+		}
+		defer logf.Close()
+		args := []string{"--config", confPath}
+		if profileDir != "" && i == 0 {
+			pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
+			args = append(args, "--pprof-addr", pprofAddr)
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			return result{}, err
+		}
+		procs = append(procs, cmd)
+		u := strings.TrimPrefix(tg.paths[i], "http://")
+		if err := loopback.WaitPort(u[:strings.Index(u, "/")], 15*time.Second); err != nil {
+			log, _ := os.ReadFile(logf.Name())
+			return result{}, fmt.Errorf("%s did not start: %w\n%s", name, err, log)
+		}
+	}
+	pids := slices.Clone(tg.extraPIDs)
+	for _, cmd := range procs {
+		pids = append(pids, cmd.Process.Pid)
 	}
 
 	var (
@@ -224,7 +250,7 @@ func run(bin, work string, tg target, agents, batch int, warmup, duration time.D
 			var mine []time.Duration
 			for i := a; !stop.Load(); i++ {
 				body := tg.bodies[i%len(tg.bodies)]
-				req, _ := http.NewRequest(http.MethodPost, tg.path, bytes.NewReader(body))
+				req, _ := http.NewRequest(http.MethodPost, tg.paths[a%len(tg.paths)], bytes.NewReader(body))
 				for k, v := range tg.headers {
 					req.Header.Set(k, v)
 				}
@@ -263,7 +289,7 @@ func run(bin, work string, tg target, agents, batch int, warmup, duration time.D
 		}(a)
 	}
 	time.Sleep(warmup)
-	ticksBefore := cpuTicks(cmd.Process.Pid)
+	ticksBefore := cpuTicks(pids)
 	measuring.Store(true)
 	begin := time.Now()
 	if pprofAddr != "" {
@@ -272,10 +298,13 @@ func run(bin, work string, tg target, agents, batch int, warmup, duration time.D
 	time.Sleep(duration)
 	measuring.Store(false)
 	elapsed := time.Since(begin)
-	ticksAfter := cpuTicks(cmd.Process.Pid)
+	ticksAfter := cpuTicks(pids)
 	stop.Store(true)
 	wg.Wait()
-	peak := peakRSS(cmd.Process.Pid)
+	var peak int64
+	for _, cmd := range procs {
+		peak = max(peak, peakRSS(cmd.Process.Pid))
+	}
 
 	return result{
 		target: tg.name, requests: requests.Load(), metrics: metrics.Load(), refused: refused,
@@ -283,7 +312,7 @@ func run(bin, work string, tg target, agents, batch int, warmup, duration time.D
 	}, nil
 }
 
-func report(rs []result, perRound [][]float64, agents, batch, rounds int) {
+func report(rs []result, perRound [][]float64, baseIdx, agents, batch, rounds int) {
 	fmt.Printf("\n%d agents on loopback, %d metrics per request, %d rounds (totals over rounds)\n", agents, batch, rounds)
 	fmt.Printf("%-28s %10s %12s %10s %10s %10s %10s %s\n", "server", "req/s", "metrics/s", "p50", "p99", "peak RSS", "CPU us/m", "refused/errors")
 	rate := func(r result, n int64) float64 { return float64(n) / r.elapsed.Seconds() }
@@ -295,18 +324,21 @@ func report(rs []result, perRound [][]float64, agents, batch, rounds int) {
 			pct(r.lat, 0.50).Round(100*time.Microsecond), pct(r.lat, 0.99).Round(100*time.Microsecond),
 			float64(r.peakRSS)/1024, cpuPerMetric(r), r.refused, r.errors)
 	}
-	base := rs[len(rs)-1] // http_listener_v2
-	for i, r := range rs[:len(rs)-1] {
+	base := rs[baseIdx]
+	for i, r := range rs {
+		if i == baseIdx {
+			continue
+		}
 		ratio := func(x, y float64) string {
 			if y == 0 {
 				return "n/a"
 			}
 			return fmt.Sprintf("%.2fx", x/y)
 		}
-		fmt.Printf("%-28s %10s %12s %10s %10s %10s %10s   per round: %s\n", "ratio "+r.target+" / v2",
+		fmt.Printf("%-28s %10s %12s %10s %10s %10s %10s   per round: %s\n", "ratio "+r.target+" / "+base.target,
 			ratio(rate(r, r.requests), rate(base, base.requests)), ratio(rate(r, r.metrics), rate(base, base.metrics)),
 			ratio(float64(pct(r.lat, 0.5)), float64(pct(base.lat, 0.5))), ratio(float64(pct(r.lat, 0.99)), float64(pct(base.lat, 0.99))),
-			ratio(float64(r.peakRSS), float64(base.peakRSS)), ratio(cpuPerMetric(r), cpuPerMetric(base)), roundRatios(perRound[i], perRound[len(rs)-1]))
+			ratio(float64(r.peakRSS), float64(base.peakRSS)), ratio(cpuPerMetric(r), cpuPerMetric(base)), roundRatios(perRound[i], perRound[baseIdx]))
 	}
 }
 
@@ -381,21 +413,26 @@ func peakRSS(pid int) int64 {
 	return 0
 }
 
-// cpuTicks is user+system CPU of the process in clock ticks (1/100 s).
-func cpuTicks(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
+// cpuTicks is user+system CPU of the processes in clock ticks (1/100 s).
+func cpuTicks(pids []int) int64 {
+	var total int64
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses.
+		fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
+		utime, _ := strconv.ParseInt(fields[11], 10, 64)
+		stime, _ := strconv.ParseInt(fields[12], 10, 64)
+		total += utime + stime
 	}
-	// Fields after the command name, which is in parentheses.
-	fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return utime + stime
+	return total
 }
 
 func check(err error) {
 	if err != nil {
+		runCleanups()
 		fmt.Fprintln(os.Stderr, "bench-listener:", err)
 		os.Exit(1)
 	}

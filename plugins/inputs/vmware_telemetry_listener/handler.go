@@ -95,6 +95,10 @@ func (l *Listener) serve(w http.ResponseWriter, r *http.Request, ep endpoint) in
 			"body of %d bytes exceeds max_body_size %d; split the batch", r.ContentLength, int64(l.MaxBodySize)))
 	}
 
+	if l.stream != nil {
+		return l.serveStream(w, r, req)
+	}
+
 	// Claim the idempotency key; a retry that arrives while the first
 	// attempt is still being stored waits for that attempt's outcome.
 	var p *pending
@@ -144,12 +148,7 @@ func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p
 		l.dedup.abort(p)
 		return 0, err
 	}
-	for _, m := range metrics {
-		m.AddTag(tagCollector, req.collector)
-		m.AddTag(tagInstance, req.instance)
-		m.AddTag(tagLevel, string(req.level))
-		m.AddField(fieldReceiveTime, req.received.UnixNano())
-	}
+	l.stamp(metrics, req)
 	n := int64(len(metrics))
 
 	if l.Acknowledge == ackAccepted {
@@ -184,6 +183,17 @@ func (l *Listener) store(w http.ResponseWriter, r *http.Request, req *request, p
 	}
 	l.stats.stored(req.endpoint, n)
 	return l.created(w, n), nil
+}
+
+// stamp adds what every stored metric carries: who sent it, at which
+// level, when it arrived.
+func (l *Listener) stamp(metrics []telegraf.Metric, req *request) {
+	for _, m := range metrics {
+		m.AddTag(tagCollector, req.collector)
+		m.AddTag(tagInstance, req.instance)
+		m.AddTag(tagLevel, string(req.level))
+		m.AddField(fieldReceiveTime, req.received.UnixNano())
+	}
 }
 
 // wait blocks until p is done, for at most ack_timeout, until the client

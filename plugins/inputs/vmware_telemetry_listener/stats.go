@@ -35,6 +35,8 @@ type stats struct {
 	dedupEntries      selfstat.Stat
 	// failed writes, reservations and rewrites of dedup_file
 	dedupLogErrors selfstat.Stat
+	// failed claims and publishes with the jetstream backend
+	streamErrors selfstat.Stat
 }
 
 func newStats(c *selfstat.Collector, batchesPath, eventsPath string) *stats {
@@ -62,6 +64,7 @@ func newStats(c *selfstat.Collector, batchesPath, eventsPath string) *stats {
 	s.undelivered = c.Register(statsMeasurement, "undelivered_batches", nil)
 	s.dedupEntries = c.Register(statsMeasurement, "dedup_entries", nil)
 	s.dedupLogErrors = c.Register(statsMeasurement, "dedup_log_errors", nil)
+	s.streamErrors = c.Register(statsMeasurement, "stream_errors", nil)
 	return s
 }
 

@@ -66,6 +66,10 @@ type Listener struct {
 	DedupWindow     config.Duration `toml:"dedup_window"`
 	DedupMaxEntries int             `toml:"dedup_max_entries"`
 
+	// JetStream, when set, replaces the embedded de-duplication and the
+	// hand-off to this process's outputs (jetstream.go).
+	JetStream *JetStream `toml:"jetstream"`
+
 	common_tls.ServerConfig
 
 	Log        telegraf.Logger     `toml:"-"`
@@ -78,6 +82,7 @@ type Listener struct {
 	now     func() time.Time
 
 	dedup    *dedupStore
+	stream   *streamBackend
 	tracker  *tracker
 	decoding chan struct{}
 	// bodies counts the bytes of request bodies held, undeliveredBytes the
@@ -159,6 +164,15 @@ func (l *Listener) Init() error {
 		return fmt.Errorf("dedup_max_entries %d must be at least 1", l.DedupMaxEntries)
 	}
 
+	if l.JetStream != nil {
+		if err := l.JetStream.validate(); err != nil {
+			return err
+		}
+		if l.DedupFile != "" {
+			return errors.New("dedup_file and jetstream are both set: with jetstream the batch keys live in its dedup_bucket; remove dedup_file")
+		}
+	}
+
 	tlsConf, err := l.ServerConfig.TLSConfig()
 	if err != nil {
 		return fmt.Errorf("tls options: %w", err)
@@ -224,15 +238,30 @@ func (l *Listener) Start(acc telegraf.Accumulator) error {
 	if err != nil {
 		return err
 	}
-	if l.DedupFile == "" {
+	switch {
+	case l.JetStream != nil: // the keys live in its dedup_bucket
+	case l.DedupFile == "":
 		l.Log.Info("dedup_file not set: de-duplication keys are kept in memory only and forgotten on restart")
-	} else {
+	default:
 		l.Log.Debugf("Loaded %d de-duplication keys from %q", loaded, l.DedupFile)
+	}
+
+	if l.JetStream != nil {
+		// The claim outlives reading the body and waiting for the stream;
+		// after it, another replica may take the batch over.
+		lease := time.Duration(l.ReadTimeout) + time.Duration(l.AckTimeout)
+		if l.stream, err = newStreamBackend(l.JetStream, time.Duration(l.DedupWindow), lease, l.Log); err != nil {
+			l.dedup.close()
+			return err
+		}
 	}
 
 	ln, err := net.Listen("tcp", l.ServiceAddress)
 	if err != nil {
 		l.dedup.close()
+		if l.stream != nil {
+			l.stream.close()
+		}
 		return fmt.Errorf("listening on %q failed: %w", l.ServiceAddress, err)
 	}
 	ln = newLimitListener(ln, l.MaxConnections)
@@ -323,6 +352,10 @@ func (l *Listener) Stop() {
 	l.restoreMemoryLimit()
 	if err := l.dedup.close(); err != nil {
 		l.Log.Errorf("Closing de-duplication log: %v", err)
+	}
+	if l.stream != nil {
+		l.stream.close()
+		l.stream = nil
 	}
 	l.server = nil
 }

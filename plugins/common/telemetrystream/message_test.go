@@ -1,0 +1,78 @@
+package telemetrystream
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+)
+
+func TestEncodeDecode(t *testing.T) {
+	metrics := []telegraf.Metric{
+		metric.New("kube_telemetry_nodes", map[string]string{"instance": "i1"},
+			map[string]any{"total": int64(3), "batch_key": "k1", "receive_time": int64(42)}, time.Unix(1_700_000_000, 5)),
+		metric.New("kube_telemetry_nodes", map[string]string{"instance": "i1"},
+			map[string]any{"total": int64(4), "batch_key": "k1"}, time.Unix(1_700_000_001, 0)),
+	}
+	for _, tt := range []struct {
+		name       string
+		batch      Batch
+		maxPayload int64
+		wantErr    error
+	}{
+		{name: "identity in headers, metrics as sent", batch: Batch{ID: "abc", Key: "k1", Metrics: metrics}, maxPayload: 1 << 20},
+		{name: "no key: no message id", batch: Batch{Metrics: metrics}},
+		{name: "over max_payload", batch: Batch{ID: "abc", Key: "k1", Metrics: metrics}, maxPayload: 4100, wantErr: ErrTooLarge},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, err := Encode("s", tt.batch, tt.maxPayload)
+			if tt.wantErr != nil {
+				require.True(t, errors.Is(err, tt.wantErr), "got %v", err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.batch.ID, msg.Header.Get(nats.MsgIdHdr))
+			require.Equal(t, "2", msg.Header.Get(HeaderMetricCount))
+			dec, err := NewDecoder(1<<20, 1<<16)
+			require.NoError(t, err)
+			got, err := dec.Decode(msg.Header, msg.Data)
+			require.NoError(t, err)
+			require.Equal(t, tt.batch.ID, got.ID)
+			require.Equal(t, tt.batch.Key, got.Key)
+			require.Len(t, got.Metrics, 2)
+			for i, m := range got.Metrics {
+				require.Equal(t, metrics[i].Name(), m.Name())
+				require.Equal(t, metrics[i].Tags(), m.Tags())
+				require.Equal(t, metrics[i].Fields(), m.Fields())
+				require.Equal(t, metrics[i].Time().UnixNano(), m.Time().UnixNano())
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{name: "defaults", cfg: Config{Servers: []string{"nats://a:4222"}}},
+		{name: "no servers", cfg: Config{}, wantErr: "x.servers is empty"},
+		{name: "replicas", cfg: Config{Servers: []string{"nats://a:4222"}, Replicas: 7}, wantErr: "x.replicas 7"},
+		{name: "wildcard", cfg: Config{Servers: []string{"nats://a:4222"}, Subject: "a.*"}, wantErr: "no wildcards"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.SetDefaults()
+			err := tt.cfg.Validate("x")
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}

@@ -1,0 +1,180 @@
+// Package telemetrystream is the hand-off between the telemetry server's
+// listener replicas and the lake consumer on NATS JetStream, written once
+// for both: the connection settings, the stream, and the message a stored
+// batch becomes (zstd line protocol, its batch identity in headers).
+package telemetrystream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	common_tls "github.com/influxdata/telegraf/plugins/common/tls"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
+)
+
+// Defaults shared by the listener and the consumer, so the two meet on the
+// same stream without configuration.
+const (
+	DefaultStream          = "TKGI_TELEMETRY"
+	DefaultSubject         = "tkgi.telemetry.batches"
+	DefaultReplicas        = 3
+	DefaultDuplicateWindow = 10 * time.Minute
+)
+
+// Message headers. nats.MsgIdHdr (Nats-Msg-Id) carries Key, so the stream
+// itself drops a second publish of the same batch within its duplicate
+// window.
+const (
+	// HeaderBatchKey is the agent's Idempotency-Key, as sent.
+	HeaderBatchKey = "Telemetry-Batch-Key"
+	// HeaderMetricCount is the number of metrics in the message.
+	HeaderMetricCount = telemetry.HeaderMetricCount
+	// HeaderEncoding is the payload's compression (always zstd).
+	HeaderEncoding = "Content-Encoding"
+)
+
+// Config is the connection and stream both sides share.
+type Config struct {
+	Servers         []string        `toml:"servers"`
+	Stream          string          `toml:"stream"`
+	Subject         string          `toml:"subject"`
+	Replicas        int             `toml:"replicas"`
+	DuplicateWindow config.Duration `toml:"duplicate_window"`
+	Credentials     string          `toml:"credentials"`
+	Username        config.Secret   `toml:"username"`
+	Password        config.Secret   `toml:"password"`
+	common_tls.ClientConfig
+}
+
+// SetDefaults fills what is not set.
+func (c *Config) SetDefaults() {
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.Subject == "" {
+		c.Subject = DefaultSubject
+	}
+	if c.Replicas == 0 {
+		c.Replicas = DefaultReplicas
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = config.Duration(DefaultDuplicateWindow)
+	}
+}
+
+// Validate checks the settings without touching the network; prefix names
+// the TOML table in messages.
+func (c *Config) Validate(prefix string) error {
+	if len(c.Servers) == 0 {
+		return fmt.Errorf("%s.servers is empty; list the NATS servers, e.g. [\"nats://nats-0:4222\", \"nats://nats-1:4222\", \"nats://nats-2:4222\"]", prefix)
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("%s.replicas %d must be 1 to 5 (3 survives one NATS server down)", prefix, c.Replicas)
+	}
+	if strings.ContainsAny(c.Subject, "*> ") || c.Subject == "" {
+		return fmt.Errorf("%s.subject %q must be one literal subject (no wildcards)", prefix, c.Subject)
+	}
+	if c.DuplicateWindow <= 0 {
+		return fmt.Errorf("%s.duplicate_window must be positive", prefix)
+	}
+	return nil
+}
+
+// Connect connects to the servers. It returns even when none answers yet
+// (the client keeps reconnecting), so the server role starts while the
+// engine is down and answers 503 until it is up.
+func (c *Config) Connect(name string, log telegraf.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warnf("Disconnected from NATS: %v; reconnecting", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Infof("Reconnected to NATS at %s", nc.ConnectedUrlRedacted()) }),
+	}
+	if c.Credentials != "" {
+		opts = append(opts, nats.UserCredentials(c.Credentials))
+	}
+	if !c.Username.Empty() {
+		user, err := c.Username.Get()
+		if err != nil {
+			return nil, nil, fmt.Errorf("getting username failed: %w", err)
+		}
+		pass, err := c.Password.Get()
+		if err != nil {
+			user.Destroy()
+			return nil, nil, fmt.Errorf("getting password failed: %w", err)
+		}
+		opts = append(opts, nats.UserInfo(user.String(), pass.String()))
+		user.Destroy()
+		pass.Destroy()
+	}
+	tlsConf, err := c.ClientConfig.TLSConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("tls options: %w", err)
+	}
+	if tlsConf != nil {
+		opts = append(opts, nats.Secure(tlsConf))
+	}
+	nc, err := nats.Connect(strings.Join(c.Servers, ","), opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to NATS %v failed: %w", c.Servers, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream context: %w", err)
+	}
+	return nc, js, nil
+}
+
+// EnsureStream creates the stream, or updates it to these settings.
+func (c *Config) EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        c.Stream,
+		Description: "telemetry batches stored by the listener replicas, each once, for the lake consumer",
+		Subjects:    []string{c.Subject},
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		Duplicates:  time.Duration(c.DuplicateWindow),
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating stream %q (%d replicas) failed: %w", c.Stream, c.Replicas, err)
+	}
+	return s, nil
+}
+
+// EnsureBucket creates a key-value bucket whose keys live ttl, replicated
+// like the stream.
+func (c *Config) EnsureBucket(ctx context.Context, js jetstream.JetStream, bucket, what string, ttl time.Duration) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: what,
+		TTL:         ttl,
+		Replicas:    c.Replicas,
+		Storage:     jetstream.FileStorage,
+		History:     1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating key-value bucket %q (%s) failed: %w", bucket, what, err)
+	}
+	return kv, nil
+}
+
+// ErrTooLarge is a batch larger than the NATS servers' max_payload once
+// compressed; the listener answers 413 so the agent splits it.
+var ErrTooLarge = errors.New("larger than the NATS servers' max_payload")

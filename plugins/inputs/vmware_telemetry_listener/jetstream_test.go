@@ -1,0 +1,182 @@
+package vmware_telemetry_listener
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf/plugins/inputs"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testnats"
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetrystream"
+)
+
+func TestJetStreamInit(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		js      JetStream
+		dedup   string
+		wantErr string
+	}{
+		{name: "servers and defaults", js: JetStream{Config: telemetrystream.Config{Servers: []string{"nats://n:4222"}}}},
+		{name: "no servers", js: JetStream{}, wantErr: "jetstream.servers is empty"},
+		{name: "too many replicas", js: JetStream{Config: telemetrystream.Config{Servers: []string{"nats://n:4222"}, Replicas: 6}}, wantErr: "replicas 6 must be 1 to 5"},
+		{name: "wildcard subject", js: JetStream{Config: telemetrystream.Config{Servers: []string{"nats://n:4222"}, Subject: "tkgi.>"}}, wantErr: "no wildcards"},
+		{
+			name: "dedup_file beside jetstream", js: JetStream{Config: telemetrystream.Config{Servers: []string{"nats://n:4222"}}},
+			dedup: "/var/lib/x.log", wantErr: "dedup_file and jetstream are both set",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := inputs.Inputs["vmware_telemetry_listener"]().(*Listener)
+			l.Log = testutil.Logger{Quiet: true}
+			l.AllowAnonymous = true
+			l.DedupFile = tt.dedup
+			js := tt.js
+			l.JetStream = &js
+			err := l.Init()
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, telemetrystream.DefaultStream, l.JetStream.Stream)
+			require.Equal(t, 3, l.JetStream.Replicas)
+			require.Equal(t, defaultDedupBucket, l.JetStream.DedupBucket)
+		})
+	}
+}
+
+// Two replicas on one real NATS cluster answer the agents as one server.
+func TestJetStreamReplicasShareBatchKeys(t *testing.T) {
+	cluster := testnats.Start(t)
+	_, js := cluster.Connect()
+	replica := func() *testServer {
+		return startListener(t, func(l *Listener) {
+			l.JetStream = &JetStream{Config: telemetrystream.Config{Servers: cluster.URLs()}}
+		})
+	}
+	a, b := replica(), replica()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	batch := zstdBytes(t, validBatch(3))
+	send := func(s *testServer, key string) (*http.Response, string) {
+		return s.do(post{body: batch, encoding: "zstd", key: key})
+	}
+	claimID := func(key string) string {
+		dk := newDedupKey("batches", "tkgi-agent", testInstance, key)
+		return hex.EncodeToString(dk[:])
+	}
+	bucket := func() jetstream.KeyValue {
+		kv, err := js.KeyValue(ctx, defaultDedupBucket)
+		require.NoError(t, err)
+		return kv
+	}
+
+	t.Run("stored on one replica is a duplicate on the other", func(t *testing.T) {
+		resp, body := send(a, "k-stored")
+		require.Equal(t, http.StatusCreated, resp.StatusCode, body)
+		resp, body = send(b, "k-stored")
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		require.Equal(t, "true", resp.Header.Get(telemetry.HeaderDuplicate))
+
+		// Once in the stream, with its identity, and nothing handed to
+		// the replicas' own outputs.
+		msgs := streamMessages(t, ctx, js)
+		var found []telemetrystream.Batch
+		for _, m := range msgs {
+			if m.Key == "k-stored" {
+				found = append(found, m)
+			}
+		}
+		require.Len(t, found, 1)
+		require.Equal(t, claimID("k-stored"), found[0].ID)
+		require.Len(t, found[0].Metrics, 3)
+		for _, m := range found[0].Metrics {
+			key, _ := m.GetField(fieldBatchKey)
+			require.Equal(t, "k-stored", key)
+			require.Equal(t, testInstance, m.Tags()[tagInstance])
+		}
+		require.Empty(t, a.pipe.GetTelegrafMetrics())
+		require.Empty(t, b.pipe.GetTelegrafMetrics())
+	})
+
+	t.Run("in flight on another replica is answered 503 with Retry-After", func(t *testing.T) {
+		claim := fmt.Sprintf("claim other-replica %d", time.Now().Add(time.Hour).UnixNano())
+		_, err := bucket().Create(ctx, claimID("k-inflight"), []byte(claim))
+		require.NoError(t, err)
+		resp, body := send(b, "k-inflight")
+		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
+		require.Contains(t, body, "being stored")
+		require.Equal(t, "5", resp.Header.Get("Retry-After"))
+	})
+
+	t.Run("a dead replica's claim is taken over after its deadline", func(t *testing.T) {
+		claim := fmt.Sprintf("claim dead-replica %d", time.Now().Add(-time.Second).UnixNano())
+		_, err := bucket().Create(ctx, claimID("k-orphan"), []byte(claim))
+		require.NoError(t, err)
+		resp, body := send(a, "k-orphan")
+		require.Equal(t, http.StatusCreated, resp.StatusCode, body)
+		entry, err := bucket().Get(ctx, claimID("k-orphan"))
+		require.NoError(t, err)
+		require.Equal(t, claimStored, string(entry.Value()))
+	})
+
+	t.Run("a refused batch releases its claim", func(t *testing.T) {
+		resp, body := a.do(post{body: []byte("not line protocol"), key: "k-bad"})
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+		_, err := bucket().Get(ctx, claimID("k-bad"))
+		require.ErrorIs(t, err, jetstream.ErrKeyNotFound)
+	})
+
+	t.Run("engine down: 503 with Retry-After, stored once it is back", func(t *testing.T) {
+		for i := range 3 {
+			cluster.Kill(i)
+		}
+		resp, body := send(a, "k-outage")
+		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
+		require.NotEmpty(t, resp.Header.Get("Retry-After"))
+		for i := range 3 {
+			cluster.Restart(i)
+		}
+		cluster.WaitJetStream(time.Minute)
+		require.Eventually(t, func() bool {
+			resp, _ := send(b, "k-outage")
+			return resp.StatusCode == http.StatusCreated
+		}, time.Minute, 250*time.Millisecond)
+		resp, body = send(a, "k-outage")
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	})
+}
+
+// streamMessages reads every message of the stream.
+func streamMessages(t *testing.T, ctx context.Context, js jetstream.JetStream) []telemetrystream.Batch {
+	t.Helper()
+	s, err := js.Stream(ctx, telemetrystream.DefaultStream)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	dec, err := telemetrystream.NewDecoder(1<<20, 1<<16)
+	require.NoError(t, err)
+	var out []telemetrystream.Batch
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		raw, err := s.GetMsg(ctx, seq)
+		if err != nil && strings.Contains(err.Error(), "not found") {
+			continue
+		}
+		require.NoError(t, err)
+		b, err := dec.Decode(raw.Header, raw.Data)
+		require.NoError(t, err)
+		out = append(out, b)
+	}
+	return out
+}

@@ -1,0 +1,124 @@
+// Package vmware_telemetry_stream is the lake consumer of the telemetry
+// server's scale-out backend: it reads the batches the listener replicas
+// stored in NATS JetStream and hands each to this process's outputs (the
+// data lake), acknowledging it to the stream only once they wrote it.
+package vmware_telemetry_stream
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/plugins/inputs"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetrystream"
+)
+
+//go:embed sample.conf
+var sampleConfig string
+
+type Stream struct {
+	telemetrystream.Config
+	Durable               string          `toml:"durable"`
+	AckWait               config.Duration `toml:"ack_wait"`
+	MaxUndeliveredBatches int             `toml:"max_undelivered_batches"`
+	LakeBucket            string          `toml:"lake_bucket"`
+	LakeWindow            config.Duration `toml:"lake_window"`
+	MaxDecompressedSize   config.Size     `toml:"max_decompressed_size"`
+	MaxLineSize           config.Size     `toml:"max_line_size"`
+
+	Log telegraf.Logger `toml:"-"`
+
+	decoder *telemetrystream.Decoder
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	cancel  context.CancelFunc
+	done    sync.WaitGroup
+}
+
+func (*Stream) SampleConfig() string {
+	return sampleConfig
+}
+
+func (s *Stream) Init() error {
+	s.SetDefaults()
+	if err := s.Validate("inputs.vmware_telemetry_stream"); err != nil {
+		return err
+	}
+	if s.Durable == "" {
+		return errors.New("durable is empty; name the consumer, e.g. \"tkgi-lake\"")
+	}
+	if s.LakeBucket == "" {
+		return errors.New("lake_bucket is empty; name the bucket of written batch keys, e.g. \"TKGI_TELEMETRY_LAKE\"")
+	}
+	if s.AckWait < config.Duration(time.Second) {
+		return fmt.Errorf("ack_wait %s must be at least 1s", time.Duration(s.AckWait))
+	}
+	if s.LakeWindow <= 0 {
+		return fmt.Errorf("lake_window %s must be positive", time.Duration(s.LakeWindow))
+	}
+	if s.MaxUndeliveredBatches < 1 {
+		return fmt.Errorf("max_undelivered_batches %d must be at least 1", s.MaxUndeliveredBatches)
+	}
+	var err error
+	s.decoder, err = telemetrystream.NewDecoder(int64(s.MaxDecompressedSize), int64(s.MaxLineSize))
+	if err != nil {
+		return fmt.Errorf("max_decompressed_size, max_line_size: %w", err)
+	}
+	return nil
+}
+
+func (s *Stream) Start(acc telegraf.Accumulator) error {
+	var err error
+	s.nc, s.js, err = s.Connect("vmware_telemetry_stream "+s.Durable, s.Log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		s.run(ctx, acc.WithTracking(s.MaxUndeliveredBatches))
+	}()
+	return nil
+}
+
+// Gather does nothing: batches arrive from the stream.
+func (*Stream) Gather(telegraf.Accumulator) error {
+	return nil
+}
+
+// Stop ends consuming; batches handed to the outputs and not yet written
+// stay unacknowledged, and the stream delivers them again after ack_wait
+// (the lake bucket skips those that were written meanwhile).
+func (s *Stream) Stop() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.done.Wait()
+	if s.nc != nil {
+		s.nc.Close()
+	}
+}
+
+func init() {
+	inputs.Add("vmware_telemetry_stream", func() telegraf.Input {
+		return &Stream{
+			Durable:               "tkgi-lake",
+			AckWait:               config.Duration(2 * time.Minute),
+			MaxUndeliveredBatches: 16,
+			LakeBucket:            "TKGI_TELEMETRY_LAKE",
+			LakeWindow:            config.Duration(24 * time.Hour),
+			MaxDecompressedSize:   config.Size(32 << 20),
+			MaxLineSize:           config.Size(64 << 10),
+		}
+	})
+}

@@ -1,0 +1,182 @@
+package vmware_telemetry_stream
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/plugins/inputs"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testnats"
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetrystream"
+)
+
+func TestInit(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		set     func(*Stream)
+		wantErr string
+	}{
+		{name: "servers and defaults", set: func(*Stream) {}},
+		{name: "no servers", set: func(s *Stream) { s.Servers = nil }, wantErr: "servers is empty"},
+		{name: "no durable", set: func(s *Stream) { s.Durable = "" }, wantErr: "durable is empty"},
+		{name: "no lake bucket", set: func(s *Stream) { s.LakeBucket = "" }, wantErr: "lake_bucket is empty"},
+		{name: "ack_wait under a second", set: func(s *Stream) { s.AckWait = 0 }, wantErr: "ack_wait"},
+		{name: "no undelivered batches", set: func(s *Stream) { s.MaxUndeliveredBatches = 0 }, wantErr: "max_undelivered_batches"},
+		{name: "line over the body limit", set: func(s *Stream) { s.MaxLineSize = s.MaxDecompressedSize + 1 }, wantErr: "max_line_size"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := inputs.Inputs["vmware_telemetry_stream"]().(*Stream)
+			s.Servers = []string{"nats://127.0.0.1:4222"}
+			tt.set(s)
+			err := s.Init()
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, telemetrystream.DefaultStream, s.Config.Stream)
+			require.Equal(t, telemetrystream.DefaultSubject, s.Subject)
+		})
+	}
+}
+
+// lake stands in for Telegraf's outputs: it writes (accepts) every group
+// at once, or drops (rejects) the next `drops` groups.
+type lake struct {
+	*testutil.Accumulator
+	delivered chan telegraf.DeliveryInfo
+
+	mu      sync.Mutex
+	drops   int
+	written []telegraf.Metric
+}
+
+func newLake() *lake {
+	return &lake{Accumulator: &testutil.Accumulator{}, delivered: make(chan telegraf.DeliveryInfo, 64)}
+}
+
+func (l *lake) WithTracking(int) telegraf.TrackingAccumulator { return l }
+
+func (l *lake) Delivered() <-chan telegraf.DeliveryInfo { return l.delivered }
+
+func (l *lake) AddTrackingMetricGroup(group []telegraf.Metric) telegraf.TrackingID {
+	tracked, id := metric.WithGroupTracking(group, func(info telegraf.DeliveryInfo) { l.delivered <- info })
+	l.mu.Lock()
+	drop := l.drops > 0
+	if drop {
+		l.drops--
+	} else {
+		l.written = append(l.written, group...)
+	}
+	l.mu.Unlock()
+	for _, m := range tracked {
+		if drop {
+			m.Reject()
+		} else {
+			m.Accept()
+		}
+	}
+	return id
+}
+
+// perBatch counts the written metrics by batch_key.
+func (l *lake) perBatch() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := map[string]int{}
+	for _, m := range l.written {
+		key, _ := m.GetField("batch_key")
+		n[fmt.Sprint(key)]++
+	}
+	return n
+}
+
+func batch(key string, n int) telemetrystream.Batch {
+	b := telemetrystream.Batch{ID: "id-" + key, Key: key}
+	for i := range n {
+		b.Metrics = append(b.Metrics, metric.New("kube_telemetry_nodes",
+			map[string]string{"instance": "0123456789abcdef0123456789abcdef"},
+			map[string]any{"total": int64(i), "batch_key": key},
+			time.Unix(1_700_000_000, int64(i))))
+	}
+	return b
+}
+
+// The consumer on a real cluster: each batch reaches the outputs once and
+// is acknowledged; one the lake bucket says was written (a crash after the
+// write, before the acknowledgement) is acknowledged without a second
+// write; one the outputs dropped comes again; a restart resumes where the
+// durable consumer stood.
+func TestConsumerWritesEachBatchOnce(t *testing.T) {
+	cluster := testnats.Start(t)
+	_, js := cluster.Connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	cfg := telemetrystream.Config{Servers: cluster.URLs()}
+	cfg.SetDefaults()
+	_, err := cfg.EnsureStream(ctx, js)
+	require.NoError(t, err)
+	marks, err := cfg.EnsureBucket(ctx, js, "TKGI_TELEMETRY_LAKE", "test", time.Hour)
+	require.NoError(t, err)
+	publish := func(b telemetrystream.Batch) {
+		t.Helper()
+		msg, err := telemetrystream.Encode(cfg.Subject, b, 0)
+		require.NoError(t, err)
+		_, err = js.PublishMsg(ctx, msg)
+		require.NoError(t, err)
+	}
+	_, err = marks.Put(ctx, "id-written-before", []byte("written"))
+	require.NoError(t, err)
+	for _, key := range []string{"b1", "b2", "written-before", "b3"} {
+		publish(batch(key, 5))
+	}
+
+	start := func(l *lake) *Stream {
+		s := inputs.Inputs["vmware_telemetry_stream"]().(*Stream)
+		s.Servers = cluster.URLs()
+		s.AckWait = config.Duration(2 * time.Second)
+		s.Log = testutil.Logger{Name: "vmware_telemetry_stream", Quiet: true}
+		require.NoError(t, s.Init())
+		require.NoError(t, s.Start(l))
+		return s
+	}
+	settled := func() bool {
+		c, err := js.Consumer(ctx, telemetrystream.DefaultStream, "tkgi-lake")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	}
+
+	first := newLake()
+	first.drops = 1 // the first batch delivered is dropped once
+	s := start(first)
+	require.Eventually(t, func() bool { return len(first.perBatch()) == 3 && settled() }, time.Minute, 100*time.Millisecond)
+	require.Equal(t, map[string]int{"b1": 5, "b2": 5, "b3": 5}, first.perBatch())
+	s.Stop()
+
+	second := newLake()
+	publish(batch("after-restart", 3))
+	s = start(second)
+	defer s.Stop()
+	require.Eventually(t, func() bool { return len(second.perBatch()) == 1 && settled() }, time.Minute, 100*time.Millisecond)
+	require.Equal(t, map[string]int{"after-restart": 3}, second.perBatch())
+
+	for _, key := range []string{"id-b1", "id-b2", "id-after-restart"} {
+		_, err := marks.Get(ctx, key)
+		require.NoError(t, err, "lake bucket marks %s written", key)
+	}
+	_, err = marks.Get(ctx, "id-never")
+	require.ErrorIs(t, err, jetstream.ErrKeyNotFound)
+}
