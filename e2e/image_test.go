@@ -48,11 +48,6 @@ func TestImage(t *testing.T) {
 	}
 	requireRoot(t)
 	root := repoRoot(t)
-	out := filepath.Join(t.TempDir(), "a")
-	start := time.Now()
-	makeImage(t, root, out, "")
-	t.Logf("make image: %s", time.Since(start).Round(time.Second))
-
 	git := func(args ...string) string {
 		o, err := exec.Command("git", append([]string{"-C", root}, args...)...).Output()
 		require.NoError(t, err, "git %v", args)
@@ -69,6 +64,10 @@ func TestImage(t *testing.T) {
 		"org.opencontainers.image.source":   "https://github.com/telegraf-tkgi/telegraf-tkgi",
 		"org.opencontainers.image.created":  created.Format(time.RFC3339),
 	}
+	out := filepath.Join(t.TempDir(), "a")
+	start := time.Now()
+	makeImage(t, root, out, "")
+	t.Logf("make image: %s", time.Since(start).Round(time.Second))
 
 	l := ociLayout{dir: filepath.Join(out, "oci")}
 	top := l.top(t)
