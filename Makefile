@@ -25,7 +25,7 @@ LDFLAGS  := -s -w \
 export CGO_ENABLED = 0
 export GOFLAGS     = -buildvcs=false
 
-.PHONY: all build demo test test-deps test-kubeseed lint clean image dropin-compare fuzz \
+.PHONY: all build demo test test-deps test-kubeseed lint clean image image-container dropin-compare fuzz \
 	bench-binary bench-kube-telemetry bench-telemetry-output bench-listener bench-listener-hostile \
 	kube-up kube-down kube-smoke dictionary
 
@@ -109,12 +109,20 @@ bench-listener-hostile: build
 dropin-compare: build
 	CACHE=$(CACHE) scripts/dropin-compare.sh $(BIN)
 
-# Container image, for machines with Docker (or podman: CONTAINER=podman).
-CONTAINER ?= docker
+# Container image with no daemon and no registry: linux/amd64 and linux/arm64
+# in one OCI index, with SBOMs, reproducibly (scripts/image.sh). Writes
+# $(IMAGE_DIR)/oci (OCI layout) and $(IMAGE_DIR)/telegraf-tkgi.oci.tar.
 IMAGE     ?= telegraf-tkgi:$(VERSION)
+IMAGE_DIR ?= dist/image
 image:
+	VERSION=$(VERSION) COMMIT=$(COMMIT) LDFLAGS='$(LDFLAGS)' IMAGE=$(IMAGE) CACHE=$(CACHE) scripts/image.sh $(IMAGE_DIR)
+
+# The same image built by Docker or podman (CONTAINER=podman) from
+# Containerfile, where one is installed and its base images can be pulled.
+CONTAINER ?= docker
+image-container:
 	$(CONTAINER) build -f Containerfile --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
 
 # Keeps $(CACHE) (tool binaries) and Go's build cache: remove both for a cold start.
 clean:
-	rm -rf bin/
+	rm -rf bin/ dist/

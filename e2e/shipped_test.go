@@ -82,19 +82,9 @@ const (
 func runShippedPair(t *testing.T, pki *testpki.PKI, agentToken string, viaProxy bool) {
 	f := newFixture(t)
 	c := f.cluster
-	root := repoRoot(t)
 
 	// --- The server, as its systemd unit starts it.
-	srv := serverFromUnit(t, root, f.dir, pki, agentToken)
-	server := f.startInNamespaces("server", srv.script, srv.env, nil)
-	serverNS := joinNetNS(t, server.cmd.Process.Pid)
-	pollUntil(t, time.Minute, func() bool {
-		conn, err := serverNS.dial("127.0.0.1:8443")
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil
-	}, func() string { return "the server never listened on :8443:\n" + tail(server.logText(), 20) })
+	srv, server, serverNS := f.startUnitServer(pki, agentToken)
 
 	var proxyAddr, proxyLog string
 	if viaProxy {
@@ -217,6 +207,24 @@ func runShippedPair(t *testing.T, pki *testpki.PKI, agentToken string, viaProxy 
 }
 
 // --- The server side: configs/systemd.
+
+// startUnitServer starts the server the way its systemd unit does, in its
+// own namespaces, and waits until it listens on :8443.
+func (f *fixture) startUnitServer(pki *testpki.PKI, agentToken string) (serverSetup, *process, *netns) {
+	t := f.t
+	t.Helper()
+	srv := serverFromUnit(t, repoRoot(t), f.dir, pki, agentToken)
+	server := f.startInNamespaces("server", srv.script, srv.env, nil)
+	serverNS := joinNetNS(t, server.cmd.Process.Pid)
+	pollUntil(t, time.Minute, func() bool {
+		conn, err := serverNS.dial("127.0.0.1:8443")
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	}, func() string { return "the server never listened on :8443:\n" + tail(server.logText(), 20) })
+	return srv, server, serverNS
+}
 
 type serverSetup struct {
 	script   string

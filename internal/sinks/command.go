@@ -17,7 +17,7 @@ func Command() *cli.Command {
 			&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file; default $KUBECONFIG, then the in-cluster ServiceAccount"},
 			&cli.StringFlag{Name: "namespace", Value: d.Namespace, Usage: "namespace of the node DaemonSet's ConfigMap (and of the leader election lease)"},
 			&cli.StringFlag{Name: "cluster-configmap", Value: d.ConfigMapName, Usage: "name of the ConfigMap rendered from all ClusterMetricSinks"},
-			&cli.StringFlag{Name: "agent-image", Value: d.AgentImage, Usage: "image of the agent Deployment each MetricSink renders"},
+			&cli.StringFlag{Name: "agent-image", Value: d.AgentImage, EnvVars: []string{"TELEGRAF_TKGI_AGENT_IMAGE"}, Usage: "image of the agent Deployment each MetricSink renders"},
 			&cli.StringFlag{Name: "metrics-bind-address", Value: d.MetricsAddr, Usage: "address of the controller's Prometheus metrics; 0 turns them off"},
 			&cli.StringFlag{Name: "health-probe-bind-address", Value: d.ProbeAddr, Usage: "address of /healthz and /readyz; 0 turns them off"},
 			&cli.BoolFlag{Name: "leader-elect", Usage: "elect one active replica through a Lease"},
