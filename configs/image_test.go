@@ -30,6 +30,7 @@ func TestImageNameSetByKustomize(t *testing.T) {
 		{dir: "sinks", containers: 2, agentImage: true},
 		{dir: "sinks-webhook", containers: 2, agentImage: true},
 		{dir: "kubernetes/server", containers: 1},
+		{dir: "kubernetes/server-jetstream", containers: 2},
 		{dir: "kubernetes/examples", containers: 1},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
