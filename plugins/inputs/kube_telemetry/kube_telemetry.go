@@ -1,8 +1,8 @@
 // Package kube_telemetry provides inputs.kube_telemetry: a small, fixed set
 // of aggregate telemetry metrics about one Kubernetes cluster (identity,
-// version, nodes, pods, objects, storage, add-ons), collected with paginated
-// lists streamed and folded item by item, so memory grows neither with the
-// cluster nor with the page size.
+// version, nodes, pods, objects, storage, add-ons), collected with lists
+// streamed and folded item by item, so memory grows neither with the
+// cluster nor with the size of a response.
 package kube_telemetry
 
 import (
@@ -55,6 +55,7 @@ type KubeTelemetry struct {
 	ClusterName     string          `toml:"cluster_name"`
 	ResponseTimeout config.Duration `toml:"response_timeout"`
 	PageSize        int64           `toml:"page_size"`
+	ListStrategy    string          `toml:"list_strategy"`
 	ResourceInclude []string        `toml:"resource_include"`
 	ResourceExclude []string        `toml:"resource_exclude"`
 	AddonNamespaces []string        `toml:"addon_namespaces"`
@@ -69,6 +70,7 @@ type KubeTelemetry struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	requests atomic.Int64
+	strategy string // the last list strategy used, logged when it changes
 
 	// wrapTransport lets tests wrap the HTTP transport (to fake a 410).
 	wrapTransport func(http.RoundTripper) http.RoundTripper
@@ -90,6 +92,12 @@ func (k *KubeTelemetry) Init() error {
 	}
 	if k.PageSize <= 0 || k.PageSize > maxPageSize {
 		return fmt.Errorf("page_size must be between 1 and %d, got %d", maxPageSize, k.PageSize)
+	}
+	if k.ListStrategy == "" {
+		k.ListStrategy = strategyAuto
+	}
+	if err := checkListStrategy(k.ListStrategy); err != nil {
+		return err
 	}
 	if k.ResponseTimeout <= 0 {
 		return fmt.Errorf("response_timeout must be positive, got %s", time.Duration(k.ResponseTimeout))
@@ -205,7 +213,9 @@ func (k *KubeTelemetry) Gather(acc telegraf.Accumulator) error {
 	if k.clients == nil || k.ctx == nil {
 		return errors.New("gather before start")
 	}
-	ctx, c := k.ctx, k.clients
+	ctx, cancel := withCollectionTimeout(k.ctx, time.Duration(k.ResponseTimeout))
+	defer cancel()
+	c := k.clients
 	start := time.Now()
 	requestsBefore := k.requests.Load()
 
@@ -226,7 +236,7 @@ func (k *KubeTelemetry) Gather(acc telegraf.Accumulator) error {
 			verb: "get", res: resourceByName("namespaces"), err: err}
 	}
 
-	results := collect(ctx, c, k.selected, k.PageSize, foldConfig{addonNamespaces: k.addonNS})
+	results := collect(ctx, c, k.selected, k.pageSizeFor(info), foldConfig{addonNamespaces: k.addonNS})
 
 	e := &emitter{acc: acc, ts: start, tags: map[string]string{"cluster_uid": string(ns.UID)}}
 	if k.ClusterName != "" {
@@ -283,6 +293,7 @@ func init() {
 	inputs.Add("kube_telemetry", func() telegraf.Input {
 		return &KubeTelemetry{
 			PageSize:        defaultPageSize,
+			ListStrategy:    strategyAuto,
 			ResponseTimeout: defaultResponseTimeout,
 			AddonNamespaces: defaultAddonNamespaces,
 		}
