@@ -106,6 +106,7 @@ func run(kubeconfig, mode string, pageSize int64, concurrency int, useMetadata b
 	case "rv0":
 		base.Limit, base.ResourceVersion = pageSize, "0"
 	case "watchlist":
+		base.Watch = true
 		base.SendInitialEvents = ptr(true)
 		base.ResourceVersionMatch = metav1.ResourceVersionMatchNotOlderThan
 		base.AllowWatchBookmarks = true
