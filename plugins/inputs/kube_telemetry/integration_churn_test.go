@@ -197,6 +197,9 @@ func TestIntegrationConcurrentWrites(t *testing.T) {
 					continue
 				}
 				overlapping++
+				t.Logf("collection %d: %d pods and %d namespaces created, %d and %d deleted during it", gathers,
+					after.podsCreated-before.podsCreated, after.nsCreated-before.nsCreated,
+					after.podsDeleted-before.podsDeleted, after.nsDeleted-before.nsDeleted)
 
 				pods, ok := acc.Get("kube_telemetry_pods")
 				require.True(t, ok)
