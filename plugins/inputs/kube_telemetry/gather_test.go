@@ -222,11 +222,11 @@ func TestCollectionBound(t *testing.T) {
 	wire := serverEncoding(t, &corev1.PodList{Items: manyPods(8)})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", protobufMediaType)
-		for i := range wire { // a byte every 20 ms: never idle for 100 ms
+		for i := range wire { // a byte every 10 ms: never idle for 200 ms
 			_, _ = w.Write(wire[i : i+1])
 			w.(http.Flusher).Flush()
 			select {
-			case <-time.After(20 * time.Millisecond):
+			case <-time.After(10 * time.Millisecond):
 			case <-r.Context().Done():
 				return
 			}
@@ -238,17 +238,17 @@ func TestCollectionBound(t *testing.T) {
 
 	fx := newFixture(t)
 	k := fx.plugin(t, func(k *KubeTelemetry) {
-		k.ResponseTimeout = config.Duration(100 * time.Millisecond)
+		k.ResponseTimeout = config.Duration(200 * time.Millisecond)
 		k.ResourceInclude = []string{"pods"}
 	})
-	k.clients.lister = &restLister{rest: kube.CoreV1().RESTClient(), idle: 100 * time.Millisecond}
+	k.clients.lister = &restLister{rest: kube.CoreV1().RESTClient(), idle: 200 * time.Millisecond}
 	start := time.Now()
 	var acc testutil.Accumulator
 	require.NoError(t, k.Gather(&acc))
-	require.Less(t, time.Since(start), 6*time.Second)
+	require.Less(t, time.Since(start), 12*time.Second)
 	require.Len(t, acc.Errors, 1)
 	require.EqualError(t, acc.Errors[0], "listing pods failed: timed out: the whole collection is bounded; "+
-		"raise response_timeout or check the API server's load: the collection took longer than 3s (30 times response_timeout)")
+		"raise response_timeout or check the API server's load: the collection took longer than 6s (30 times response_timeout)")
 	res := findMetric(t, &acc, "kube_telemetry_resource", "resource", "pods")
 	require.Equal(t, int64(1), res.Fields["errors"])
 }

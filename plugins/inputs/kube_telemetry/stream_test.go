@@ -157,7 +157,7 @@ func TestDecodeListMetadata(t *testing.T) {
 // not its length: a slow but steady stream is read to its end, one that
 // stops sending fails with a stall.
 func TestRestListerIdleTimeout(t *testing.T) {
-	const idle = 300 * time.Millisecond
+	const idle = time.Second
 	wire := serverEncoding(t, &corev1.PodList{Items: manyPods(8)})
 	chunks := func(n int) [][]byte {
 		var out [][]byte
@@ -174,11 +174,11 @@ func TestRestListerIdleTimeout(t *testing.T) {
 	}{
 		{name: "steady stream longer than the timeout", serve: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", protobufMediaType)
-			for _, c := range chunks(8) { // 8 x 100 ms: well over idle in all
+			for _, c := range chunks(8) { // 8 x 200 ms: over idle in all
 				_, _ = w.Write(c)
 				w.(http.Flusher).Flush()
 				select {
-				case <-time.After(idle / 3):
+				case <-time.After(idle / 5):
 				case <-r.Context().Done():
 					return
 				}
@@ -189,10 +189,10 @@ func TestRestListerIdleTimeout(t *testing.T) {
 			_, _ = w.Write(chunks(4)[0])
 			w.(http.Flusher).Flush()
 			<-r.Context().Done()
-		}, wantErr: "the API server sent nothing for 300ms"},
+		}, wantErr: "the API server sent nothing for 1s"},
 		{name: "no answer at all", serve: func(_ http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
-		}, wantErr: "the API server sent nothing for 300ms"},
+		}, wantErr: "the API server sent nothing for 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
