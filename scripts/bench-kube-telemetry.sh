@@ -163,9 +163,17 @@ EOF
 [[inputs.mem]]
 [[outputs.discard]]
 EOF
-  # Warm the apiserver's caches once, unmeasured.
-  "$RAW" -kubeconfig "$KUBECONFIG_TELEGRAF" >/dev/null
-  "$RAW" -kubeconfig "$KUBECONFIG_TELEGRAF" -mode unpaginated >/dev/null
+  # Warm the apiserver's caches once, unmeasured. Right after a bulk write
+  # into etcd the watch cache lags behind, and consistent reads fail
+  # ("Too large resource version") until it has caught up.
+  local try
+  for try in $(seq 60); do
+    "$RAW" -kubeconfig "$KUBECONFIG_TELEGRAF" >/dev/null 2>"$WORK/warmup.err" &&
+      "$RAW" -kubeconfig "$KUBECONFIG_TELEGRAF" -mode unpaginated >/dev/null 2>"$WORK/warmup.err" && break
+    log "warm-up $try: $(cat "$WORK/warmup.err")"
+    [ "$try" = 60 ] && exit 1
+    read -r -t 5 -u 7 _ || true
+  done
   : >"$WORK/rows"
   for round in $(seq "$ROUNDS"); do
     log "$size round $round/$ROUNDS"
