@@ -42,6 +42,9 @@ func (p *pager) react(action ktesting.Action) (bool, runtime.Object, error) {
 	if err := p.fail[opts.Continue]; err != nil {
 		return true, nil, err
 	}
+	if err := p.fail["unpaginated"]; err != nil && opts.Limit == 0 {
+		return true, nil, err
+	}
 	if n := p.expire[opts.Continue]; n > 0 {
 		p.expire[opts.Continue] = n - 1
 		return true, nil, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result.")
@@ -78,9 +81,10 @@ func TestPagination(t *testing.T) {
 		name         string
 		pods         int
 		pageSize     int64
-		strategy     string // list_strategy; paginated if empty
-		server       string // the API server's gitVersion; v1.36.3 if empty
-		wantLimit    int64  // limit of every request; pageSize if not unpaginated
+		strategy     string  // list_strategy; paginated if empty
+		server       string  // the API server's gitVersion; v1.36.3 if empty
+		wantLimit    int64   // limit of every request; pageSize if not unpaginated
+		wantLimits   []int64 // limits of the requests, in order, when they differ
 		expire       map[string]int
 		fail         map[string]error
 		wantPages    int64
@@ -94,9 +98,16 @@ func TestPagination(t *testing.T) {
 			server: "v1.33.0", wantPages: 1, wantRequests: 1},
 		{name: "auto on an older server: paginated", pods: 31, pageSize: 10, strategy: strategyAuto,
 			server: "v1.30.14+vmware.1", wantLimit: 10, wantPages: 4, wantRequests: 4},
-		{name: "unpaginated fails: no restart", pods: 25, pageSize: 10, strategy: strategyUnpaginated,
-			fail:      map[string]error{"": apierrors.NewInternalError(errors.New("etcd leader changed"))},
+		{name: "unpaginated breaks off: starts over in pages", pods: 25, pageSize: 10, strategy: strategyUnpaginated,
+			fail:       map[string]error{"unpaginated": apierrors.NewTimeoutError("request did not complete within 1m0s", 0)},
+			wantLimits: []int64{0, 10, 10, 10}, wantPages: 3, wantRestarts: 1, wantRequests: 4},
+		{name: "unpaginated forbidden: no second try", pods: 25, pageSize: 10, strategy: strategyUnpaginated,
+			fail:      map[string]error{"unpaginated": apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no rule"))},
 			wantPages: 0, wantRequests: 1,
+			wantError: `listing pods failed: forbidden: grant "list" on "pods" (all namespaces, apiGroup "") to the agent's ServiceAccount: pods is forbidden: no rule`},
+		{name: "unpaginated and its pages fail: one fallback only", pods: 25, pageSize: 10, strategy: strategyUnpaginated,
+			fail:       map[string]error{"": apierrors.NewInternalError(errors.New("etcd leader changed"))},
+			wantLimits: []int64{0, 10}, wantPages: 0, wantRestarts: 1, wantRequests: 2,
 			wantError: "listing pods failed: Internal error occurred: etcd leader changed"},
 		{name: "one page", pods: 7, pageSize: 10, wantPages: 1, wantRequests: 1},
 		{name: "exact pages", pods: 30, pageSize: 10, wantPages: 3, wantRequests: 3},
@@ -140,7 +151,10 @@ func TestPagination(t *testing.T) {
 			// unset (a consistent read; "0" may be stale and ignores the
 			// limit).
 			require.Len(t, p.options, tt.wantRequests)
-			for _, o := range p.options {
+			for i, o := range p.options {
+				if tt.wantLimits != nil {
+					limit = tt.wantLimits[i]
+				}
 				require.Equal(t, limit, o.Limit)
 				require.Empty(t, o.ResourceVersion)
 				require.Empty(t, o.ResourceVersionMatch)

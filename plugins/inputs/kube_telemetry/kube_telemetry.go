@@ -236,7 +236,7 @@ func (k *KubeTelemetry) Gather(acc telegraf.Accumulator) error {
 			verb: "get", res: resourceByName("namespaces"), err: err}
 	}
 
-	results := collect(ctx, c, k.selected, k.pageSizeFor(info), foldConfig{addonNamespaces: k.addonNS})
+	results := collect(ctx, c, k.selected, k.listingFor(info), foldConfig{addonNamespaces: k.addonNS})
 
 	e := &emitter{acc: acc, ts: start, tags: map[string]string{"cluster_uid": string(ns.UID)}}
 	if k.ClusterName != "" {

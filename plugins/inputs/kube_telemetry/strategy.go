@@ -83,16 +83,23 @@ func serverMinor(info *version.Info) (major, minor int, ok bool) {
 	return major, minor, okMajor && okMinor && major > 0
 }
 
-// pageSizeFor is the limit of every list of this collection: 0
-// (unpaginated) or page_size, by the strategy for this API server.
-func (k *KubeTelemetry) pageSizeFor(info *version.Info) int64 {
+// listing is how the lists of one collection are requested: limit 0 is
+// unpaginated; pageSize is the limit of pages, also when an unpaginated
+// list starts over in pages.
+type listing struct {
+	limit, pageSize int64
+}
+
+// listingFor is the listing of this collection, by the strategy for this
+// API server.
+func (k *KubeTelemetry) listingFor(info *version.Info) listing {
 	strategy, why := resolveStrategy(k.ListStrategy, info)
 	if strategy != k.strategy && k.Log != nil {
 		k.Log.Infof("Listing %s: %s", strategy, why)
 	}
 	k.strategy = strategy
 	if strategy == strategyUnpaginated {
-		return 0
+		return listing{limit: 0, pageSize: k.PageSize}
 	}
-	return k.PageSize
+	return listing{limit: k.PageSize, pageSize: k.PageSize}
 }

@@ -43,21 +43,21 @@ func TestResolveStrategy(t *testing.T) {
 	}
 }
 
-func TestPageSizeFor(t *testing.T) {
+func TestListingFor(t *testing.T) {
 	tests := []struct {
 		strategy string
 		server   string
-		want     int64
+		want     listing
 	}{
-		{strategy: strategyAuto, server: "v1.36.3", want: 0},
-		{strategy: strategyAuto, server: "v1.30.2", want: 250},
-		{strategy: strategyPaginated, server: "v1.36.3", want: 250},
-		{strategy: strategyUnpaginated, server: "v1.30.2", want: 0},
+		{strategy: strategyAuto, server: "v1.36.3", want: listing{limit: 0, pageSize: 250}},
+		{strategy: strategyAuto, server: "v1.30.2", want: listing{limit: 250, pageSize: 250}},
+		{strategy: strategyPaginated, server: "v1.36.3", want: listing{limit: 250, pageSize: 250}},
+		{strategy: strategyUnpaginated, server: "v1.30.2", want: listing{limit: 0, pageSize: 250}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.strategy+" "+tt.server, func(t *testing.T) {
 			k := &KubeTelemetry{PageSize: 250, ListStrategy: tt.strategy}
-			require.Equal(t, tt.want, k.pageSizeFor(&version.Info{GitVersion: tt.server}))
+			require.Equal(t, tt.want, k.listingFor(&version.Info{GitVersion: tt.server}))
 		})
 	}
 }
