@@ -12,6 +12,7 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/flowcontrol"
@@ -93,6 +94,8 @@ func (k *KubeTelemetry) restConfig() (*rest.Config, error) {
 	if cfg.Proxy == nil || k.HTTPProxyURL != "" {
 		cfg.Proxy = k.apiProxy()
 	}
+	// Single objects (/version, kube-system) are bounded as a whole;
+	// list streams by their silence (restLister.idle).
 	cfg.Timeout = time.Duration(k.ResponseTimeout)
 	cfg.UserAgent = userAgent
 	cfg.QPS, cfg.Burst = clientQPS, clientBurst
@@ -137,9 +140,18 @@ func (k *KubeTelemetry) newClients() (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating clientset for %s failed: %w", cfg.Host, err)
 	}
-	// Lists go through the core group's REST client with absolute paths:
-	// it decodes the API server's errors (Status) for every group alike.
-	l := &restLister{rest: kube.CoreV1().RESTClient()}
+	// Lists go through a core group REST client with absolute paths: it
+	// decodes the API server's errors (Status) for every group alike. Its
+	// HTTP client shares the transport (connections) and cfg the rate
+	// limiter, but has no overall timeout, which would cut a long
+	// unpaginated list and be sent as the server-side "timeout" parameter.
+	streaming := *hc
+	streaming.Timeout = 0
+	core, err := corev1client.NewForConfigAndClient(cfg, &streaming)
+	if err != nil {
+		return nil, fmt.Errorf("creating list client for %s failed: %w", cfg.Host, err)
+	}
+	l := &restLister{rest: core.RESTClient(), idle: time.Duration(k.ResponseTimeout)}
 	return &clients{host: cfg.Host, kube: kube, lister: l, http: hc, requests: &k.requests}, nil
 }
 

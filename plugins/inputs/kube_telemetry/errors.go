@@ -42,8 +42,14 @@ func (e *apiError) Unwrap() error { return e.err }
 // server's own message follows.
 func hint(verb string, res resource, name string, err error) string {
 	var exhausted *restartsExhaustedError
+	var stalled *stalledError
+	var over *collectionTimeoutError
 	var netErr net.Error
 	switch {
+	case errors.As(err, &stalled):
+		return "stalled: the response stopped; raise response_timeout if the API server is slow to start answering large lists: "
+	case errors.As(err, &over):
+		return "timed out: the whole collection is bounded; raise response_timeout or check the API server's load: "
 	case errors.As(err, &exhausted):
 		return "gone: the list outlived its continue token (etcd compaction) on every try; it is too slow: raise page_size or check the API server's load: "
 	case apierrors.IsForbidden(err):

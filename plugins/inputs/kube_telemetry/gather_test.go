@@ -2,17 +2,24 @@ package kube_telemetry
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	fakediscovery "k8s.io/client-go/discovery/fake"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	ktesting "k8s.io/client-go/testing"
 
+	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/testutil"
 )
 
@@ -35,6 +42,9 @@ func (p *pager) react(action ktesting.Action) (bool, runtime.Object, error) {
 	if err := p.fail[opts.Continue]; err != nil {
 		return true, nil, err
 	}
+	if err := p.fail["unpaginated"]; err != nil && opts.Limit == 0 {
+		return true, nil, err
+	}
 	if n := p.expire[opts.Continue]; n > 0 {
 		p.expire[opts.Continue] = n - 1
 		return true, nil, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result.")
@@ -43,7 +53,10 @@ func (p *pager) react(action ktesting.Action) (bool, runtime.Object, error) {
 	if opts.Continue != "" {
 		start, _ = strconv.Atoi(opts.Continue)
 	}
-	end := min(start+int(opts.Limit), len(p.pods))
+	end := len(p.pods)
+	if opts.Limit > 0 {
+		end = min(start+int(opts.Limit), end)
+	}
 	l := &corev1.PodList{Items: p.pods[start:end]}
 	if end < len(p.pods) {
 		l.Continue = strconv.Itoa(end)
@@ -68,6 +81,10 @@ func TestPagination(t *testing.T) {
 		name         string
 		pods         int
 		pageSize     int64
+		strategy     string  // list_strategy; paginated if empty
+		server       string  // the API server's gitVersion; v1.36.3 if empty
+		wantLimit    int64   // limit of every request; pageSize if not unpaginated
+		wantLimits   []int64 // limits of the requests, in order, when they differ
 		expire       map[string]int
 		fail         map[string]error
 		wantPages    int64
@@ -75,6 +92,23 @@ func TestPagination(t *testing.T) {
 		wantRequests int
 		wantError    string
 	}{
+		{name: "unpaginated: the whole list in one request", pods: 31, pageSize: 10, strategy: strategyUnpaginated,
+			wantPages: 1, wantRequests: 1},
+		{name: "auto on a streaming server: unpaginated", pods: 31, pageSize: 10, strategy: strategyAuto,
+			server: "v1.33.0", wantPages: 1, wantRequests: 1},
+		{name: "auto on an older server: paginated", pods: 31, pageSize: 10, strategy: strategyAuto,
+			server: "v1.30.14+vmware.1", wantLimit: 10, wantPages: 4, wantRequests: 4},
+		{name: "unpaginated breaks off: starts over in pages", pods: 25, pageSize: 10, strategy: strategyUnpaginated,
+			fail:       map[string]error{"unpaginated": apierrors.NewTimeoutError("request did not complete within 1m0s", 0)},
+			wantLimits: []int64{0, 10, 10, 10}, wantPages: 3, wantRestarts: 1, wantRequests: 4},
+		{name: "unpaginated forbidden: no second try", pods: 25, pageSize: 10, strategy: strategyUnpaginated,
+			fail:      map[string]error{"unpaginated": apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no rule"))},
+			wantPages: 0, wantRequests: 1,
+			wantError: `listing pods failed: forbidden: grant "list" on "pods" (all namespaces, apiGroup "") to the agent's ServiceAccount: pods is forbidden: no rule`},
+		{name: "unpaginated and its pages fail: one fallback only", pods: 25, pageSize: 10, strategy: strategyUnpaginated,
+			fail:       map[string]error{"": apierrors.NewInternalError(errors.New("etcd leader changed"))},
+			wantLimits: []int64{0, 10}, wantPages: 0, wantRestarts: 1, wantRequests: 2,
+			wantError: "listing pods failed: Internal error occurred: etcd leader changed"},
 		{name: "one page", pods: 7, pageSize: 10, wantPages: 1, wantRequests: 1},
 		{name: "exact pages", pods: 30, pageSize: 10, wantPages: 3, wantRequests: 3},
 		{name: "partial last page", pods: 31, pageSize: 10, wantPages: 4, wantRequests: 4},
@@ -96,20 +130,32 @@ func TestPagination(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fx := newFixture(t)
+			if tt.server != "" {
+				fx.kube.Discovery().(*fakediscovery.FakeDiscovery).FakedServerVersion.GitVersion = tt.server
+			}
+			strategy, limit := tt.strategy, tt.wantLimit
+			if strategy == "" {
+				strategy, limit = strategyPaginated, tt.pageSize
+			}
 			p := &pager{pods: manyPods(tt.pods), expire: tt.expire, fail: tt.fail}
 			fx.kube.PrependReactor("list", "pods", p.react)
 			k := fx.plugin(t, func(k *KubeTelemetry) {
 				k.PageSize = tt.pageSize
+				k.ListStrategy = strategy
 				k.ResourceInclude = []string{"pods"}
 			})
 			var acc testutil.Accumulator
 			require.NoError(t, k.Gather(&acc))
 
-			// Every request: limit = page_size, resourceVersion unset (never
-			// "0", which would ignore the limit).
+			// Every request: limit = page_size or none, resourceVersion
+			// unset (a consistent read; "0" may be stale and ignores the
+			// limit).
 			require.Len(t, p.options, tt.wantRequests)
-			for _, o := range p.options {
-				require.Equal(t, tt.pageSize, o.Limit)
+			for i, o := range p.options {
+				if tt.wantLimits != nil {
+					limit = tt.wantLimits[i]
+				}
+				require.Equal(t, limit, o.Limit)
 				require.Empty(t, o.ResourceVersion)
 				require.Empty(t, o.ResourceVersionMatch)
 			}
@@ -182,4 +228,41 @@ func snapshot(t *testing.T, f fold) []*testutil.Metric {
 	rep.finish()
 	require.Empty(t, acc.Errors)
 	return acc.Metrics
+}
+
+// TestCollectionBound: a list that keeps sending, never stalling, still
+// ends with the collection's bound (30 response_timeouts).
+func TestCollectionBound(t *testing.T) {
+	wire := serverEncoding(t, &corev1.PodList{Items: manyPods(8)})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", protobufMediaType)
+		for i := range wire { // a byte every 10 ms: never idle for 200 ms
+			_, _ = w.Write(wire[i : i+1])
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(10 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	kube, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL})
+	require.NoError(t, err)
+
+	fx := newFixture(t)
+	k := fx.plugin(t, func(k *KubeTelemetry) {
+		k.ResponseTimeout = config.Duration(200 * time.Millisecond)
+		k.ResourceInclude = []string{"pods"}
+	})
+	k.clients.lister = &restLister{rest: kube.CoreV1().RESTClient(), idle: 200 * time.Millisecond}
+	start := time.Now()
+	var acc testutil.Accumulator
+	require.NoError(t, k.Gather(&acc))
+	require.Less(t, time.Since(start), 12*time.Second)
+	require.Len(t, acc.Errors, 1)
+	require.EqualError(t, acc.Errors[0], "listing pods failed: timed out: the whole collection is bounded; "+
+		"raise response_timeout or check the API server's load: the collection took longer than 6s (30 times response_timeout)")
+	res := findMetric(t, &acc, "kube_telemetry_resource", "resource", "pods")
+	require.Equal(t, int64(1), res.Fields["errors"])
 }

@@ -209,7 +209,7 @@ func readEnv(path string) (map[string]string, error) {
 }
 
 // expected builds, from the seed summary alone, every metric one gather must
-// produce (timings excluded).
+// produce (timings excluded). pageSize 0: unpaginated lists.
 func (s *seedSummary) expected(clusterName string, pageSize int64) []telegraf.Metric {
 	now := time.Unix(0, 0)
 	m := func(name string, tags map[string]string, fields map[string]any) telegraf.Metric {
@@ -232,7 +232,10 @@ func (s *seedSummary) expected(clusterName string, pageSize int64) []telegraf.Me
 	}
 	var pages int64
 	for _, r := range resources {
-		p := max(1, (items[r.name]+pageSize-1)/pageSize)
+		p := int64(1)
+		if pageSize > 0 {
+			p = max(1, (items[r.name]+pageSize-1)/pageSize)
+		}
 		pages += p
 		out = append(out, m("kube_telemetry_resource", map[string]string{"resource": r.name}, map[string]any{
 			"items": items[r.name], "pages": p, "duration_seconds": 0.0, "errors": int64(0), "restarts": int64(0),
@@ -312,6 +315,10 @@ func startPlugin(t *testing.T, k *KubeTelemetry) *KubeTelemetry {
 	if k.PageSize == 0 {
 		k.PageSize = testPageSize
 	}
+	if k.ListStrategy == "" {
+		// Most tests count pages; the strategies have tests of their own.
+		k.ListStrategy = strategyPaginated
+	}
 	if k.ResponseTimeout == 0 {
 		k.ResponseTimeout = defaultResponseTimeout
 	}
@@ -337,9 +344,21 @@ func gatherClean(t *testing.T, k *KubeTelemetry) *testutil.Accumulator {
 
 func TestIntegrationMetricsEqualSeed(t *testing.T) {
 	c := realCluster(t)
-	acc := gatherClean(t, &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"], ClusterName: "it"})
-	testutil.RequireMetricsEqual(t, c.summary.expected("it", testPageSize), acc.GetTelegrafMetrics(),
-		testutil.SortMetrics(), testutil.IgnoreTime(), ignoreTimings)
+	for _, tt := range []struct {
+		strategy string
+		pageSize int64 // the limit of the lists: 0 unpaginated
+	}{
+		{strategy: strategyAuto, pageSize: 0}, // v1.36: unpaginated
+		{strategy: strategyUnpaginated, pageSize: 0},
+		{strategy: strategyPaginated, pageSize: testPageSize},
+	} {
+		t.Run(tt.strategy, func(t *testing.T) {
+			acc := gatherClean(t, &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"], ClusterName: "it",
+				ListStrategy: tt.strategy})
+			testutil.RequireMetricsEqual(t, c.summary.expected("it", tt.pageSize), acc.GetTelegrafMetrics(),
+				testutil.SortMetrics(), testutil.IgnoreTime(), ignoreTimings)
+		})
+	}
 
 	// The summary itself is not trivial: every counter the contract has is
 	// exercised by the seed.
@@ -610,15 +629,26 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (r *recorder) WrappedRoundTripper() http.RoundTripper { return r.next }
 
-// TestIntegrationWireFormat: what the API server actually sees. Lists are
-// paginated with limit=page_size and no resourceVersion, answered in
-// protobuf; the counted resources are metadata-only.
+// TestIntegrationWireFormat: what the API server actually sees. Lists have
+// no resourceVersion (consistent reads) and no server-side timeout, are
+// answered in protobuf, and the counted resources are metadata-only; on
+// this v1.36 server "auto" asks for each whole list in one request,
+// "paginated" for limit=page_size pages.
 func TestIntegrationWireFormat(t *testing.T) {
 	c := realCluster(t)
+	for _, strategy := range []string{strategyAuto, strategyPaginated} {
+		t.Run(strategy, func(t *testing.T) {
+			requireWireFormat(t, c, strategy)
+		})
+	}
+}
+
+func requireWireFormat(t *testing.T, c *testCluster, strategy string) {
 	rec := &recorder{}
-	k := &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"]}
+	k := &KubeTelemetry{Kubeconfig: c.env["KUBECONFIG_TELEGRAF"], ListStrategy: strategy}
 	k.wrapTransport = func(rt http.RoundTripper) http.RoundTripper { rec.next = rt; return rec }
 	gatherClean(t, k)
+	paginated := strategy == strategyPaginated
 
 	metadataOnly := map[string]bool{}
 	for _, r := range resources {
@@ -637,7 +667,12 @@ func TestIntegrationWireFormat(t *testing.T) {
 		}
 		res := x.path[strings.LastIndex(x.path, "/")+1:]
 		listed[res]++
-		require.Equal(t, []string{fmt.Sprint(testPageSize)}, x.query["limit"], x.path)
+		if paginated {
+			require.Equal(t, []string{fmt.Sprint(testPageSize)}, x.query["limit"], x.path)
+		} else {
+			require.NotContains(t, x.query, "limit", x.path)
+		}
+		require.NotContains(t, x.query, "timeout", x.path)
 		require.NotContains(t, x.query, "resourceVersion", x.path)
 		require.NotContains(t, x.query, "resourceVersionMatch", x.path)
 		require.Equal(t, listed[res] > 1, x.query.Get("continue") != "", "%s page %d", x.path, listed[res])
@@ -648,7 +683,11 @@ func TestIntegrationWireFormat(t *testing.T) {
 	}
 	require.Len(t, listed, len(resources))
 	pods := c.summary.Pods["total"]
-	require.Equal(t, int((pods+testPageSize-1)/testPageSize), listed["pods"])
+	if paginated {
+		require.Equal(t, int((pods+testPageSize-1)/testPageSize), listed["pods"])
+	} else {
+		require.Equal(t, 1, listed["pods"])
+	}
 }
 
 // kubectlAdmin runs kubectl as the cluster's admin, stdin from in.

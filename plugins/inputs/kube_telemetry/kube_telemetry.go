@@ -1,8 +1,8 @@
 // Package kube_telemetry provides inputs.kube_telemetry: a small, fixed set
 // of aggregate telemetry metrics about one Kubernetes cluster (identity,
-// version, nodes, pods, objects, storage, add-ons), collected with paginated
-// lists streamed and folded item by item, so memory grows neither with the
-// cluster nor with the page size.
+// version, nodes, pods, objects, storage, add-ons), collected with lists
+// streamed and folded item by item, so memory grows neither with the
+// cluster nor with the size of a response.
 package kube_telemetry
 
 import (
@@ -53,6 +53,7 @@ type KubeTelemetry struct {
 	ClusterID       string          `toml:"cluster_id"`
 	ResponseTimeout config.Duration `toml:"response_timeout"`
 	PageSize        int64           `toml:"page_size"`
+	ListStrategy    string          `toml:"list_strategy"`
 	ResourceInclude []string        `toml:"resource_include"`
 	ResourceExclude []string        `toml:"resource_exclude"`
 	AddonNamespaces []string        `toml:"addon_namespaces"`
@@ -75,6 +76,7 @@ type KubeTelemetry struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	requests atomic.Int64
+	strategy string // the last list strategy used, logged when it changes
 
 	// wrapTransport lets tests wrap the HTTP transport (to fake a 410).
 	wrapTransport func(http.RoundTripper) http.RoundTripper
@@ -102,6 +104,12 @@ func (k *KubeTelemetry) Init() error {
 	}
 	if k.PageSize <= 0 || k.PageSize > maxPageSize {
 		return fmt.Errorf("page_size must be between 1 and %d, got %d", maxPageSize, k.PageSize)
+	}
+	if k.ListStrategy == "" {
+		k.ListStrategy = strategyAuto
+	}
+	if err := checkListStrategy(k.ListStrategy); err != nil {
+		return err
 	}
 	if k.ResponseTimeout <= 0 {
 		return fmt.Errorf("response_timeout must be positive, got %s", time.Duration(k.ResponseTimeout))
@@ -230,8 +238,10 @@ func (k *KubeTelemetry) Gather(acc telegraf.Accumulator) error {
 		return errors.New("gather before start")
 	}
 	ctx, c := k.ctx, k.clients
+	var term context.Context
 	if k.elector != nil {
-		term, leader := k.elector.currentTerm(ctx, time.Duration(k.RenewDeadline))
+		var leader string
+		term, leader = k.elector.currentTerm(ctx, time.Duration(k.RenewDeadline))
 		if term == nil {
 			k.Log.Debugf("Not the leader of lease %s (held by %q): collecting nothing", k.elector.lease, leader)
 			return nil
@@ -239,6 +249,8 @@ func (k *KubeTelemetry) Gather(acc telegraf.Accumulator) error {
 		// Losing the lease cancels the collection in flight.
 		ctx = term
 	}
+	ctx, cancel := withCollectionTimeout(ctx, time.Duration(k.ResponseTimeout))
+	defer cancel()
 	start := time.Now()
 	requestsBefore := k.requests.Load()
 
@@ -254,8 +266,8 @@ func (k *KubeTelemetry) Gather(acc telegraf.Accumulator) error {
 	}
 	uid, idErr := k.clusterUID(ctx, c)
 
-	results := collect(ctx, c, k.selected, k.PageSize, foldConfig{addonNamespaces: k.addonNS})
-	if k.elector != nil && ctx.Err() != nil {
+	results := collect(ctx, c, k.selected, k.listingFor(info), foldConfig{addonNamespaces: k.addonNS})
+	if term != nil && term.Err() != nil {
 		// The term ended during the collection: a standby may be leading
 		// already, so these results would be a second collection.
 		k.Log.Warnf("Lease %s lost during the collection: its results are dropped", k.elector.lease)
@@ -323,6 +335,7 @@ func init() {
 	inputs.Add("kube_telemetry", func() telegraf.Input {
 		return &KubeTelemetry{
 			PageSize:        defaultPageSize,
+			ListStrategy:    strategyAuto,
 			ResponseTimeout: defaultResponseTimeout,
 			AddonNamespaces: defaultAddonNamespaces,
 			LeaseName:       defaultLeaseName,

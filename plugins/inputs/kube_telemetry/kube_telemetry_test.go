@@ -42,6 +42,10 @@ func TestInitValidation(t *testing.T) {
 			wantErr: "page_size must be between 1 and 5000, got 0"},
 		{name: "page_size too big", configure: func(k *KubeTelemetry) { k.PageSize = 5001 },
 			wantErr: "page_size must be between 1 and 5000, got 5001"},
+		{name: "list_strategy paginated", configure: func(k *KubeTelemetry) { k.ListStrategy = "paginated" }},
+		{name: "list_strategy unset is auto", configure: func(k *KubeTelemetry) { k.ListStrategy = "" }},
+		{name: "list_strategy unknown", configure: func(k *KubeTelemetry) { k.ListStrategy = "watch" },
+			wantErr: `list_strategy must be one of "auto", "unpaginated", "paginated", got "watch"`},
 		{name: "response_timeout zero", configure: func(k *KubeTelemetry) { k.ResponseTimeout = 0 },
 			wantErr: "response_timeout must be positive, got 0s"},
 		{name: "url without scheme", configure: func(k *KubeTelemetry) { k.URL = "10.0.0.1:6443" },
@@ -78,7 +82,7 @@ func TestInitValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			k := &KubeTelemetry{PageSize: defaultPageSize, ResponseTimeout: defaultResponseTimeout}
+			k := &KubeTelemetry{PageSize: defaultPageSize, ResponseTimeout: defaultResponseTimeout, ListStrategy: strategyAuto}
 			tt.configure(k)
 			err := k.Init()
 			if tt.wantErr == "" {
@@ -442,7 +446,7 @@ func TestStartConnectionErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			k := &KubeTelemetry{PageSize: defaultPageSize, ResponseTimeout: defaultResponseTimeout}
+			k := &KubeTelemetry{PageSize: defaultPageSize, ResponseTimeout: defaultResponseTimeout, ListStrategy: strategyAuto}
 			tt.configure(k)
 			require.NoError(t, k.Init())
 			err := k.Start(nil)
@@ -473,6 +477,12 @@ func TestErrorHints(t *testing.T) {
 		{name: "throttled", res: pods, err: apierrors.NewTooManyRequests("too many requests", 1),
 			want: "listing pods failed: throttled: the API server's priority and fairness rejected the request; " +
 				"raise page_size or the collection interval: too many requests"},
+		{name: "stalled stream", res: pods, err: &stalledError{after: 10 * time.Second},
+			want: "listing pods failed: stalled: the response stopped; raise response_timeout if the API server is slow " +
+				"to start answering large lists: the API server sent nothing for 10s"},
+		{name: "collection bound", res: pods, err: &collectionTimeoutError{after: 5 * time.Minute},
+			want: "listing pods failed: timed out: the whole collection is bounded; raise response_timeout or check " +
+				"the API server's load: the collection took longer than 5m0s (30 times response_timeout)"},
 		{name: "other", res: pods, err: errors.New("boom"), want: "listing pods failed: boom"},
 	}
 	for _, tt := range tests {

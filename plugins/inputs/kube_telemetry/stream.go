@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -56,6 +57,11 @@ type lister interface {
 // get its authentication, rate limiting, retries and error decoding.
 type restLister struct {
 	rest rest.Interface
+	// idle bounds the silence of one response, not its length: an
+	// unpaginated list of a large cluster streams for longer than any
+	// sensible per-request timeout, but a healthy server never stops
+	// sending for long.
+	idle time.Duration
 }
 
 func (l *restLister) listPage(ctx context.Context, res resource, opts metav1.ListOptions, item func([]byte) error) (string, int, error) {
@@ -63,17 +69,79 @@ func (l *restLister) listPage(ctx context.Context, res resource, opts metav1.Lis
 	if res.metadataOnly {
 		accept = metadataMediaType
 	}
-	req := l.rest.Get().AbsPath(res.path()).SetHeader("Accept", accept).
-		Param("limit", strconv.FormatInt(opts.Limit, 10))
+	req := l.rest.Get().AbsPath(res.path()).SetHeader("Accept", accept)
+	// No limit asks for the whole list in one response.
+	if opts.Limit > 0 {
+		req = req.Param("limit", strconv.FormatInt(opts.Limit, 10))
+	}
 	if opts.Continue != "" {
 		req = req.Param("continue", opts.Continue)
 	}
+	ctx, w := watchIdle(ctx, l.idle)
+	defer w.stop()
 	body, err := req.Stream(ctx)
 	if err != nil {
-		return "", 0, err
+		return "", 0, w.explain(ctx, err)
 	}
 	defer body.Close()
-	return decodeList(body, item)
+	next, n, err := decodeList(w.reader(body), item)
+	if err != nil {
+		return "", 0, w.explain(ctx, err)
+	}
+	return next, n, nil
+}
+
+// stalledError is a response that sent nothing for response_timeout.
+type stalledError struct {
+	after time.Duration
+}
+
+func (e *stalledError) Error() string {
+	return fmt.Sprintf("the API server sent nothing for %s", e.after)
+}
+
+// idleWatch cancels a request whose response stays silent for longer than
+// its limit; every read that returns bytes re-arms it.
+type idleWatch struct {
+	limit  time.Duration
+	timer  *time.Timer
+	cancel context.CancelCauseFunc
+}
+
+func watchIdle(ctx context.Context, limit time.Duration) (context.Context, *idleWatch) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	w := &idleWatch{limit: limit, cancel: cancel}
+	w.timer = time.AfterFunc(limit, func() { cancel(&stalledError{after: limit}) })
+	return ctx, w
+}
+
+func (w *idleWatch) stop() {
+	w.timer.Stop()
+	w.cancel(nil)
+}
+
+// explain replaces the transport's "context canceled" by what caused it:
+// a stall, or the bound on the whole collection.
+func (w *idleWatch) explain(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+		return cause
+	}
+	return err
+}
+
+func (w *idleWatch) reader(r io.Reader) io.Reader { return &idleReader{r: r, w: w} }
+
+type idleReader struct {
+	r io.Reader
+	w *idleWatch
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.w.timer.Reset(r.w.limit)
+	}
+	return n, err
 }
 
 // decodeList reads one protobuf-encoded list from r.

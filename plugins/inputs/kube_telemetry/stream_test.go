@@ -2,17 +2,23 @@ package kube_telemetry
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 )
 
 // serverEncoding is a list as the API server writes it: apimachinery's own
@@ -145,4 +151,69 @@ func TestDecodeListMetadata(t *testing.T) {
 	require.Equal(t, "next", next)
 	require.Equal(t, 4, n)
 	require.Equal(t, 4, items)
+}
+
+// TestRestListerIdleTimeout: response_timeout bounds a response's silence,
+// not its length: a slow but steady stream is read to its end, one that
+// stops sending fails with a stall.
+func TestRestListerIdleTimeout(t *testing.T) {
+	const idle = time.Second
+	wire := serverEncoding(t, &corev1.PodList{Items: manyPods(8)})
+	chunks := func(n int) [][]byte {
+		var out [][]byte
+		size := (len(wire) + n - 1) / n
+		for i := 0; i < len(wire); i += size {
+			out = append(out, wire[i:min(i+size, len(wire))])
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		serve   func(w http.ResponseWriter, r *http.Request)
+		wantErr string
+	}{
+		{name: "steady stream longer than the timeout", serve: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", protobufMediaType)
+			for _, c := range chunks(8) { // 8 x 200 ms: over idle in all
+				_, _ = w.Write(c)
+				w.(http.Flusher).Flush()
+				select {
+				case <-time.After(idle / 5):
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}},
+		{name: "stops after the first bytes", serve: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", protobufMediaType)
+			_, _ = w.Write(chunks(4)[0])
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		}, wantErr: "the API server sent nothing for 1s"},
+		{name: "no answer at all", serve: func(_ http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+		}, wantErr: "the API server sent nothing for 1s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(tt.serve))
+			t.Cleanup(srv.Close)
+			kube, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL})
+			require.NoError(t, err)
+			l := &restLister{rest: kube.CoreV1().RESTClient(), idle: idle}
+			start := time.Now()
+			_, n, err := l.listPage(context.Background(), resourceByName("pods"), metav1.ListOptions{},
+				func([]byte) error { return nil })
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				require.Equal(t, 8, n)
+				require.Greater(t, time.Since(start), idle, "the stream must outlast the idle timeout")
+				return
+			}
+			require.EqualError(t, err, tt.wantErr)
+			var stalled *stalledError
+			require.ErrorAs(t, err, &stalled)
+			require.Less(t, time.Since(start), 10*idle)
+		})
+	}
 }

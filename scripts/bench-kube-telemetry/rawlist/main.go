@@ -1,18 +1,33 @@
 // Command rawlist is the baseline of scripts/bench-kube-telemetry.sh: it
-// pages through the same resources inputs.kube_telemetry lists, with
-// client-go and nothing else (no Telegraf, no folding), dropping each page,
-// and prints what it fetched and how long it took.
+// reads the same resources inputs.kube_telemetry lists, with client-go and
+// nothing else (no Telegraf, no folding), dropping each response, and prints
+// what it fetched and how long it took.
 //
-//	rawlist -kubeconfig F [-page-size 500] [-concurrency 1] [-metadata]
+//	rawlist -kubeconfig F [-mode paginated] [-page-size 500] [-concurrency 1] [-metadata]
 //
-// Without -metadata every resource is listed as typed protobuf; with it the
-// resources the plugin only counts are listed metadata-only, as the plugin
+// Modes, each a way the API server offers to read every object of a kind:
+//
+//	paginated    limit=page-size, resourceVersion unset, continue tokens
+//	unpaginated  no limit, resourceVersion unset (a consistent read)
+//	rv0          limit=page-size with resourceVersion=0 (the watch cache,
+//	             which answers in one response, ignoring the limit)
+//	watchlist    a watch with sendInitialEvents=true and
+//	             resourceVersionMatch=NotOlderThan, read until the bookmark
+//	             that ends the initial events
+//
+// client-go holds a whole response in memory (unpaginated and rv0 hold the
+// whole list): the client's memory is not the point of those modes, the API
+// server's cost is.
+//
+// Without -metadata every resource is read as typed protobuf; with it the
+// resources the plugin only counts are read metadata-only, as the plugin
 // does, so the requests are the plugin's own.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -25,10 +40,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
@@ -72,14 +89,30 @@ func main() {
 	pageSize := flag.Int64("page-size", 500, "items per page")
 	concurrency := flag.Int("concurrency", 1, "lists in flight at once")
 	useMetadata := flag.Bool("metadata", false, "list the resources the plugin only counts metadata-only")
+	mode := flag.String("mode", "paginated", "paginated, unpaginated, rv0 or watchlist")
 	flag.Parse()
-	if err := run(*kubeconfig, *pageSize, *concurrency, *useMetadata); err != nil {
+	if err := run(*kubeconfig, *mode, *pageSize, *concurrency, *useMetadata); err != nil {
 		fmt.Fprintf(os.Stderr, "rawlist: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig string, pageSize int64, concurrency int, useMetadata bool) error {
+func run(kubeconfig, mode string, pageSize int64, concurrency int, useMetadata bool) error {
+	base := metav1.ListOptions{}
+	switch mode {
+	case "paginated":
+		base.Limit = pageSize
+	case "unpaginated":
+	case "rv0":
+		base.Limit, base.ResourceVersion = pageSize, "0"
+	case "watchlist":
+		base.Watch = true
+		base.SendInitialEvents = ptr(true)
+		base.ResourceVersionMatch = metav1.ResourceVersionMatchNotOlderThan
+		base.AllowWatchBookmarks = true
+	default:
+		return fmt.Errorf("unknown -mode %q", mode)
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return err
@@ -129,11 +162,32 @@ func run(kubeconfig string, pageSize int64, concurrency int, useMetadata bool) e
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			opts := metav1.ListOptions{Limit: pageSize}
+			metadataOnly := r.newList == nil || (useMetadata && r.counted)
+			if mode == "watchlist" {
+				var w watch.Interface
+				var err error
+				if metadataOnly {
+					w, err = md.Resource(r.gvr).Watch(ctx, base)
+				} else {
+					w, err = restFor(r.gvr.GroupVersion()).Get().Resource(r.gvr.Resource).
+						VersionedParams(&base, scheme.ParameterCodec).Watch(ctx)
+				}
+				if err == nil {
+					var n int64
+					n, err = initialEvents(w)
+					items.Add(n)
+					pages.Add(1)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("watch-listing %s: %w", r.gvr.Resource, err)
+				}
+				return
+			}
+			opts := base
 			for {
 				var next string
 				var n int
-				if r.newList == nil || (useMetadata && r.counted) {
+				if metadataOnly {
 					l, err := md.Resource(r.gvr).List(ctx, opts)
 					if err != nil {
 						errs <- fmt.Errorf("listing %s: %w", r.gvr.Resource, err)
@@ -166,6 +220,32 @@ func run(kubeconfig string, pageSize int64, concurrency int, useMetadata bool) e
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
-		"items": items.Load(), "pages": pages.Load(), "seconds": time.Since(start).Seconds(),
+		"mode": mode, "items": items.Load(), "pages": pages.Load(), "seconds": time.Since(start).Seconds(),
 	})
 }
+
+// initialEvents counts the objects of a watch-list's initial events, up to
+// the bookmark the API server sends at their end, and stops the watch.
+func initialEvents(w watch.Interface) (int64, error) {
+	defer w.Stop()
+	var n int64
+	for ev := range w.ResultChan() {
+		switch ev.Type {
+		case watch.Added:
+			n++
+		case watch.Bookmark:
+			m, err := meta.Accessor(ev.Object)
+			if err != nil {
+				return n, err
+			}
+			if m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
+				return n, nil
+			}
+		case watch.Error:
+			return n, apierrors.FromObject(ev.Object)
+		}
+	}
+	return n, errors.New("the watch ended before its initial events did")
+}
+
+func ptr[T any](v T) *T { return &v }
