@@ -26,6 +26,7 @@ import (
 	"github.com/influxdata/telegraf/plugins/common/tls"
 	"github.com/influxdata/telegraf/testutil"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testkube"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
@@ -112,6 +113,7 @@ func TestMain(m *testing.M) {
 	if stopCluster != nil {
 		stopCluster()
 	}
+	testkube.Stop()
 	os.Exit(code)
 }
 

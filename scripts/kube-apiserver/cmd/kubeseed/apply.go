@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -112,6 +113,9 @@ func (s *seeder) preflight(ctx context.Context) (existing, string, string, error
 	ver, err := s.cs.Discovery().ServerVersion()
 	if err != nil {
 		return pre, "", "", fmt.Errorf("asking the apiserver for its version failed: %w", err)
+	}
+	if minor, err := strconv.Atoi(strings.TrimRight(ver.Minor, "+")); err == nil && ver.Major == "1" && minor < 31 {
+		interimJobConditions = false
 	}
 	ks, err := s.cs.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
 	if err != nil {

@@ -390,6 +390,12 @@ func buildJob(w *workload) *batchv1.Job {
 	return &batchv1.Job{ObjectMeta: objectMeta(w), Spec: jobSpec(w)}
 }
 
+// interimJobConditions: API servers from 1.31 require a finished Job's
+// SuccessCriteriaMet or FailureTarget condition before Complete or Failed;
+// 1.30 refuses SuccessCriteriaMet on a Job without a success policy.
+// preflight sets it from the server's version.
+var interimJobConditions = true
+
 func jobStatus(w *workload, j *batchv1.Job, now time.Time) {
 	start := ago(now, 90)
 	end := ago(now, 80)
@@ -398,14 +404,22 @@ func jobStatus(w *workload, j *batchv1.Job, now time.Time) {
 	case "Complete":
 		st.CompletionTime = &end
 		st.Conditions = []batchv1.JobCondition{
-			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonCompletionsReached, LastProbeTime: end, LastTransitionTime: end},
 			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonCompletionsReached, LastProbeTime: end, LastTransitionTime: end},
+		}
+		if interimJobConditions {
+			st.Conditions = append([]batchv1.JobCondition{
+				{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonCompletionsReached, LastProbeTime: end, LastTransitionTime: end},
+			}, st.Conditions...)
 		}
 	case "Failed":
 		msg := "Job has reached the specified backoff limit"
 		st.Conditions = []batchv1.JobCondition{
-			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, Message: msg, LastProbeTime: end, LastTransitionTime: end},
 			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, Message: msg, LastProbeTime: end, LastTransitionTime: end},
+		}
+		if interimJobConditions {
+			st.Conditions = append([]batchv1.JobCondition{
+				{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, Message: msg, LastProbeTime: end, LastTransitionTime: end},
+			}, st.Conditions...)
 		}
 	default:
 		st.Active = w.Active
