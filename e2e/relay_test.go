@@ -178,13 +178,14 @@ func TestRelayForwardsEachBatchOnceThroughProxy(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(relay.logText(), "Relaying batch") }, time.Minute, 200*time.Millisecond,
 		"the relay reports the upstream failing")
 	up := startUpstream("upstream")
-	require.Eventually(t, func() bool { return len(perBatch()) >= third/2 }, 2*time.Minute, 200*time.Millisecond)
+	require.Eventually(t, func() bool { return len(perBatch()) >= third/2 }, 3*time.Minute, 200*time.Millisecond)
 
 	// The relay killed mid-stream, batches stored meanwhile, started again.
 	relay.kill()
 	send(keys[third : 2*third])
 	relay = startRelay("relay-2")
-	require.Eventually(t, func() bool { return len(perBatch()) >= 2*third-third/2 }, 2*time.Minute, 200*time.Millisecond)
+	// What the killed relay held comes again after ack_wait (1m).
+	require.Eventually(t, func() bool { return len(perBatch()) >= 2*third-third/2 }, 3*time.Minute, 200*time.Millisecond)
 
 	// The upstream stopped and started again while batches keep coming.
 	up.stop()
