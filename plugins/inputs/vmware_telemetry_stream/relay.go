@@ -225,6 +225,13 @@ func (s *Stream) relay(ctx context.Context, cons jetstream.Consumer) {
 func (r *relayer) forward(ctx context.Context, msg jetstream.Msg, failures *int) time.Duration {
 	s := r.s
 	b, err := s.decoder.Decode(msg.Headers(), msg.Data())
+	if err == nil && b.Events {
+		// Platform events stay with the installation (its lake consumer
+		// has them): the upstream takes batches only.
+		s.Log.Debugf("Not relaying events %s", b.Key)
+		msg.Ack() //nolint:errcheck // redelivered and skipped again if lost
+		return 0
+	}
 	var u upstreamBatch
 	if err == nil {
 		u, err = unstamp(b)
