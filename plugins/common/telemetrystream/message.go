@@ -17,7 +17,9 @@ type Batch struct {
 	// and the key in the shared buckets.
 	ID string
 	// Key is the agent's Idempotency-Key ("" for a batch sent without).
-	Key     string
+	Key string
+	// Events: posted to the listener's events path, not its batches path.
+	Events  bool
 	Metrics []telegraf.Metric
 }
 
@@ -49,6 +51,9 @@ func Encode(subject string, b Batch, maxPayload int64) (*nats.Msg, error) {
 	if b.Key != "" {
 		msg.Header.Set(HeaderBatchKey, b.Key)
 	}
+	if b.Events {
+		msg.Header.Set(HeaderEndpoint, EndpointEvents)
+	}
 	msg.Header.Set(HeaderEncoding, telemetry.EncodingZstd)
 	msg.Header.Set(HeaderMetricCount, strconv.Itoa(len(b.Metrics)))
 	return msg, nil
@@ -71,7 +76,7 @@ func NewDecoder(maxDecompressed, maxLine int64) (*Decoder, error) {
 
 // Decode reads a message's batch; id and key come from its headers.
 func (d *Decoder) Decode(header nats.Header, data []byte) (Batch, error) {
-	b := Batch{ID: header.Get(nats.MsgIdHdr), Key: header.Get(HeaderBatchKey)}
+	b := Batch{ID: header.Get(nats.MsgIdHdr), Key: header.Get(HeaderBatchKey), Events: header.Get(HeaderEndpoint) == EndpointEvents}
 	metrics, _, err := d.dec.Decode(data, header.Get(HeaderEncoding), time.Now())
 	if err != nil {
 		return b, fmt.Errorf("decoding batch %q: %w", b.Key, err)

@@ -26,6 +26,7 @@ func TestEncodeDecode(t *testing.T) {
 	}{
 		{name: "identity in headers, metrics as sent", batch: Batch{ID: "abc", Key: "k1", Metrics: metrics}, maxPayload: 1 << 20},
 		{name: "no key: no message id", batch: Batch{Metrics: metrics}},
+		{name: "events endpoint kept", batch: Batch{ID: "abc", Key: "k1", Events: true, Metrics: metrics}},
 		{name: "over max_payload", batch: Batch{ID: "abc", Key: "k1", Metrics: metrics}, maxPayload: 4100, wantErr: ErrTooLarge},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,6 +44,7 @@ func TestEncodeDecode(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tt.batch.ID, got.ID)
 			require.Equal(t, tt.batch.Key, got.Key)
+			require.Equal(t, tt.batch.Events, got.Events)
 			require.Len(t, got.Metrics, 2)
 			for i, m := range got.Metrics {
 				require.Equal(t, metrics[i].Name(), m.Name())

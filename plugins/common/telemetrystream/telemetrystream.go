@@ -39,6 +39,10 @@ const (
 	HeaderMetricCount = telemetry.HeaderMetricCount
 	// HeaderEncoding is the payload's compression (always zstd).
 	HeaderEncoding = "Content-Encoding"
+	// HeaderEndpoint is EndpointEvents on a batch posted to the events
+	// path; absent on the batches path's.
+	HeaderEndpoint = "Telemetry-Endpoint"
+	EndpointEvents = "events"
 )
 
 // Config is the connection and stream both sides share.

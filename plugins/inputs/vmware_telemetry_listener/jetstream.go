@@ -270,7 +270,7 @@ func (l *Listener) serveStream(w http.ResponseWriter, r *http.Request, req *requ
 		}
 	}
 	n := int64(len(metrics))
-	dup, err := b.publish(ctx, telemetrystream.Batch{ID: id, Key: req.key, Metrics: metrics})
+	dup, err := b.publish(ctx, telemetrystream.Batch{ID: id, Key: req.key, Events: req.endpoint == endpointEvents, Metrics: metrics})
 	switch {
 	case errors.Is(err, telemetrystream.ErrTooLarge):
 		release()

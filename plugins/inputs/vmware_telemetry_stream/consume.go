@@ -65,6 +65,11 @@ func (s *Stream) run(ctx context.Context, acc telegraf.TrackingAccumulator) {
 		case <-time.After(2 * time.Second):
 		}
 	}
+	if s.Relay != nil {
+		s.Log.Infof("Relaying stream %q as %q to %s", s.Config.Stream, s.Durable, s.Relay.URL)
+		s.relay(ctx, cons)
+		return
+	}
 	s.Log.Infof("Consuming stream %q as %q into the outputs; written batch keys in bucket %q", s.Config.Stream, s.Durable, s.LakeBucket)
 
 	c := &consumer{
@@ -89,13 +94,21 @@ func (s *Stream) setup(ctx context.Context) (jetstream.Consumer, jetstream.KeyVa
 	if _, err := s.EnsureStream(ctx, s.js); err != nil {
 		return nil, nil, err
 	}
-	lake, err := s.EnsureBucket(ctx, s.js, s.LakeBucket, "batch keys the lake consumer wrote", time.Duration(s.LakeWindow))
-	if err != nil {
-		return nil, nil, err
+	// The relay needs no bucket of its own: the upstream's de-duplication
+	// answers a batch relayed again "duplicate".
+	var lake jetstream.KeyValue
+	description := "telemetry relay to " + s.relayURL()
+	if s.Relay == nil {
+		var err error
+		lake, err = s.EnsureBucket(ctx, s.js, s.LakeBucket, "batch keys the lake consumer wrote", time.Duration(s.LakeWindow))
+		if err != nil {
+			return nil, nil, err
+		}
+		description = "telemetry lake writer"
 	}
 	cons, err := s.js.CreateOrUpdateConsumer(ctx, s.Config.Stream, jetstream.ConsumerConfig{
 		Durable:       s.Durable,
-		Description:   "telemetry lake writer",
+		Description:   description,
 		FilterSubject: s.Subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       time.Duration(s.AckWait),
@@ -107,6 +120,13 @@ func (s *Stream) setup(ctx context.Context) (jetstream.Consumer, jetstream.KeyVa
 		return nil, nil, err
 	}
 	return cons, lake, nil
+}
+
+func (s *Stream) relayURL() string {
+	if s.Relay == nil {
+		return ""
+	}
+	return s.Relay.URL
 }
 
 func (c *consumer) consume(ctx context.Context, cons jetstream.Consumer) {

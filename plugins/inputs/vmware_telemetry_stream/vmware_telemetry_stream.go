@@ -1,7 +1,9 @@
 // Package vmware_telemetry_stream is the lake consumer of the telemetry
 // server's scale-out backend: it reads the batches the listener replicas
 // stored in NATS JetStream and hands each to this process's outputs (the
-// data lake), acknowledging it to the stream only once they wrote it.
+// data lake), acknowledging it to the stream only once they wrote it. With
+// a relay table it forwards each batch to an upstream telemetry server
+// instead, under the agent's batch identity (relay.go).
 package vmware_telemetry_stream
 
 import (
@@ -9,6 +11,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -18,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetrystream"
 )
 
@@ -33,10 +37,12 @@ type Stream struct {
 	LakeWindow            config.Duration `toml:"lake_window"`
 	MaxDecompressedSize   config.Size     `toml:"max_decompressed_size"`
 	MaxLineSize           config.Size     `toml:"max_line_size"`
+	Relay                 *Relay          `toml:"relay"`
 
 	Log telegraf.Logger `toml:"-"`
 
 	decoder *telemetrystream.Decoder
+	client  *http.Client
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	cancel  context.CancelFunc
@@ -67,6 +73,14 @@ func (s *Stream) Init() error {
 	if s.MaxUndeliveredBatches < 1 {
 		return fmt.Errorf("max_undelivered_batches %d must be at least 1", s.MaxUndeliveredBatches)
 	}
+	if s.Relay != nil {
+		if s.Durable == "tkgi-lake" {
+			return errors.New("relay with durable \"tkgi-lake\": give the relay its own consumer, e.g. durable = \"tkgi-relay\"; sharing the lake's would split the batches between the lake and the upstream")
+		}
+		if err := s.Relay.validate(); err != nil {
+			return err
+		}
+	}
 	var err error
 	s.decoder, err = telemetrystream.NewDecoder(int64(s.MaxDecompressedSize), int64(s.MaxLineSize))
 	if err != nil {
@@ -77,6 +91,11 @@ func (s *Stream) Init() error {
 
 func (s *Stream) Start(acc telegraf.Accumulator) error {
 	var err error
+	if s.Relay != nil {
+		if s.client, err = telemetry.NewHTTPClient(context.Background(), &s.Relay.HTTPClientConfig, s.Log); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+	}
 	s.nc, s.js, err = s.Connect("vmware_telemetry_stream "+s.Durable, s.Log)
 	if err != nil {
 		return err

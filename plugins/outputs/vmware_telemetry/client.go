@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
-
-	"golang.org/x/net/http/httpproxy"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
@@ -22,26 +19,10 @@ const (
 	maxMessage = 512
 )
 
-// newClient builds the client from upstream's HTTP options. The system
-// proxy is read from the environment when the client is built
-// (http.ProxyFromEnvironment would freeze it at its first use for the whole
-// process); an explicit
-// http_proxy_url is used as given. Redirects are not followed: a POST
-// redirected is a misconfigured url, reported as such.
+// newClient builds the client from upstream's HTTP options
+// (telemetry.NewHTTPClient: proxy, TLS, no redirects).
 func (t *VMwareTelemetry) newClient() (*http.Client, error) {
-	if t.HTTPProxyURL != "" {
-		t.UseSystemProxy = false
-	}
-	client, err := t.HTTPClientConfig.CreateClient(t.reqCtx, t.Log)
-	if err != nil {
-		return nil, fmt.Errorf("creating HTTP client failed: %w", err)
-	}
-	if tr, ok := client.Transport.(*http.Transport); ok && t.UseSystemProxy {
-		proxyFor := httpproxy.FromEnvironment().ProxyFunc()
-		tr.Proxy = func(r *http.Request) (*url.URL, error) { return proxyFor(r.URL) }
-	}
-	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return client, nil
+	return telemetry.NewHTTPClient(t.reqCtx, &t.HTTPClientConfig, t.Log)
 }
 
 // response is what one POST came to.

@@ -1,0 +1,299 @@
+package vmware_telemetry_stream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/influxdata/telegraf/config"
+	httpconfig "github.com/influxdata/telegraf/plugins/common/http"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetrystream"
+)
+
+// Relay forwards every stored batch to an upstream telemetry server (the
+// vendor's) instead of this process's outputs: the installation's server
+// keeps its own lake through a second consumer, and the upstream receives
+// each batch as the agent sent it, under the agent's Idempotency-Key, so
+// its de-duplication stores it once however often the relay retries.
+type Relay struct {
+	URL   string        `toml:"url"`
+	Token config.Secret `toml:"token"`
+	// MaxBackoff bounds the wait between tries while the upstream fails.
+	MaxBackoff config.Duration `toml:"max_backoff"`
+	httpconfig.HTTPClientConfig
+}
+
+// The stamps the listener adds to every stored metric; the relay takes
+// them off, reads the batch's identity from them, and the upstream adds
+// its own.
+const (
+	stampCollector   = "collector"
+	stampInstance    = "instance"
+	stampLevel       = "level"
+	stampReceiveTime = "receive_time"
+	stampBatchKey    = "batch_key"
+)
+
+const relayUserAgent = "telegraf-tkgi-vmware-telemetry-relay"
+
+func (r *Relay) validate() error {
+	if r.MaxBackoff == 0 {
+		r.MaxBackoff = config.Duration(time.Minute)
+	}
+	if r.Timeout == 0 {
+		r.Timeout = config.Duration(30 * time.Second)
+	}
+	u, err := url.Parse(r.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("relay.url %q must be the upstream server's endpoint, e.g. \"https://telemetry.example.com%s\"", r.URL, telemetry.DefaultPath)
+	}
+	if r.MaxBackoff < config.Duration(time.Second) {
+		return fmt.Errorf("relay.max_backoff %s must be at least 1s", time.Duration(r.MaxBackoff))
+	}
+	return nil
+}
+
+// upstreamBatch is one stored batch as the agent sent it.
+type upstreamBatch struct {
+	key, collector, instance string
+	level                    string
+	body                     []byte
+	n                        int
+}
+
+// unstamp recovers the agent's batch from a stored one: the identity from
+// the stamps (the same on every metric of a batch), the metrics without
+// them, encoded and zstd-compressed.
+func unstamp(b telemetrystream.Batch) (upstreamBatch, error) {
+	if len(b.Metrics) == 0 {
+		return upstreamBatch{}, errors.New("batch has no metrics")
+	}
+	first := b.Metrics[0]
+	u := upstreamBatch{key: b.Key, n: len(b.Metrics)}
+	u.collector, _ = first.GetTag(stampCollector)
+	u.instance, _ = first.GetTag(stampInstance)
+	u.level, _ = first.GetTag(stampLevel)
+	if u.collector == "" || u.instance == "" || u.level == "" {
+		return upstreamBatch{}, fmt.Errorf("batch %q lacks the listener's %s, %s or %s tag", b.Key, stampCollector, stampInstance, stampLevel)
+	}
+	enc := telemetry.NewEncoder()
+	for _, m := range b.Metrics {
+		c, _ := m.GetTag(stampCollector)
+		i, _ := m.GetTag(stampInstance)
+		l, _ := m.GetTag(stampLevel)
+		if c != u.collector || i != u.instance || l != u.level {
+			return upstreamBatch{}, fmt.Errorf("batch %q mixes senders or levels", b.Key)
+		}
+		m = m.Copy()
+		m.RemoveTag(stampCollector)
+		m.RemoveTag(stampInstance)
+		m.RemoveTag(stampLevel)
+		m.RemoveField(stampReceiveTime)
+		m.RemoveField(stampBatchKey)
+		if err := enc.AppendMetric(m); err != nil {
+			return upstreamBatch{}, fmt.Errorf("encoding batch %q: %w", b.Key, err)
+		}
+	}
+	comp, err := telemetry.NewCompressor(telemetry.EncodingZstd)
+	if err != nil {
+		return upstreamBatch{}, err
+	}
+	if u.body, err = comp.Compress(nil, enc.Bytes()); err != nil {
+		return upstreamBatch{}, fmt.Errorf("compressing batch %q: %w", b.Key, err)
+	}
+	return u, nil
+}
+
+// relayer posts batches upstream, one message at a time per worker.
+type relayer struct {
+	s      *Stream
+	client *http.Client
+}
+
+// answer is what one POST came to.
+type answer struct {
+	status     int
+	duplicate  bool
+	retryAfter time.Duration
+	hasRetry   bool
+	message    string
+	err        error
+}
+
+func (r *relayer) post(ctx context.Context, u upstreamBatch) answer {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.s.Relay.URL, bytes.NewReader(u.body))
+	if err != nil {
+		return answer{err: fmt.Errorf("creating request failed: %w", err)}
+	}
+	q := req.URL.Query()
+	q.Set(telemetry.QueryCollector, u.collector)
+	q.Set(telemetry.QueryInstance, u.instance)
+	req.URL.RawQuery = q.Encode()
+	req.Header.Set("Content-Type", telemetry.ContentType)
+	req.Header.Set("Content-Encoding", telemetry.EncodingZstd)
+	req.Header.Set("User-Agent", relayUserAgent)
+	if u.key != "" {
+		req.Header.Set(telemetry.HeaderIdempotencyKey, u.key)
+	}
+	req.Header.Set(telemetry.HeaderLevel, u.level)
+	req.Header.Set(telemetry.HeaderMetricCount, strconv.Itoa(u.n))
+	if !r.s.Relay.Token.Empty() {
+		tok, err := r.s.Relay.Token.Get()
+		if err != nil {
+			return answer{err: fmt.Errorf("getting relay token failed: %w", err)}
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.String())
+		tok.Destroy()
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return answer{err: fmt.Errorf("posting batch %q upstream failed: %w", u.key, err)}
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	a := answer{
+		status:    resp.StatusCode,
+		duplicate: resp.Header.Get(telemetry.HeaderDuplicate) == "true",
+		message:   strings.TrimSpace(strings.ToValidUTF8(string(msg), "?")),
+	}
+	a.retryAfter, a.hasRetry = telemetry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return a
+}
+
+// relay runs workers that forward messages from cons until ctx ends.
+func (s *Stream) relay(ctx context.Context, cons jetstream.Consumer) {
+	iter, err := cons.Messages(jetstream.PullMaxMessages(s.MaxUndeliveredBatches))
+	if err != nil {
+		s.Log.Errorf("Consuming failed: %v", err)
+		return
+	}
+	go func() {
+		<-ctx.Done()
+		iter.Stop()
+	}()
+	msgs := make(chan jetstream.Msg)
+	done := make(chan struct{})
+	for range s.MaxUndeliveredBatches {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			r := &relayer{s: s, client: s.client}
+			failures := 0
+			for msg := range msgs {
+				wait := r.forward(ctx, msg, &failures)
+				if wait > 0 {
+					select {
+					case <-ctx.Done():
+					case <-time.After(wait):
+					}
+				}
+			}
+		}()
+	}
+	for {
+		msg, err := iter.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			s.Log.Warnf("Reading the stream: %v", err)
+			continue
+		}
+		msgs <- msg
+	}
+	close(msgs)
+	for range s.MaxUndeliveredBatches {
+		<-done
+	}
+}
+
+// forward relays one message and settles it: acknowledged once the
+// upstream stored it (201) or had it (200 duplicate); terminated when the
+// upstream calls the batch itself invalid (400, 422) or it cannot be read;
+// otherwise delivered again later, and the worker waits as long. failures
+// counts this worker's consecutive failures, for the backoff.
+func (r *relayer) forward(ctx context.Context, msg jetstream.Msg, failures *int) time.Duration {
+	s := r.s
+	b, err := s.decoder.Decode(msg.Headers(), msg.Data())
+	if err == nil && b.Events {
+		// Platform events stay with the installation (its lake consumer
+		// has them): the upstream takes batches only.
+		s.Log.Debugf("Not relaying events %s", b.Key)
+		msg.Ack() //nolint:errcheck // redelivered and skipped again if lost
+		return 0
+	}
+	var u upstreamBatch
+	if err == nil {
+		u, err = unstamp(b)
+	}
+	if err != nil {
+		s.Log.Errorf("Dropping message %s: %v", msgRef(msg), err)
+		msg.Term() //nolint:errcheck // redelivered after ack_wait if lost
+		return 0
+	}
+	start := time.Now()
+	a := r.post(ctx, u)
+	if ctx.Err() != nil {
+		return 0 // stopping: the message comes again after ack_wait
+	}
+	outcome := telemetry.OutcomeRetry
+	if a.err == nil {
+		outcome = telemetry.Classify(a.status)
+	}
+	switch {
+	case a.err == nil && outcome == telemetry.OutcomeAccepted:
+		*failures = 0
+		ackCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := msg.DoubleAck(ackCtx); err != nil {
+			s.Log.Warnf("Acknowledging message %s: %v; relayed again, the upstream answers duplicate", msgRef(msg), err)
+		}
+		dup := ""
+		if a.duplicate {
+			dup = " (duplicate: the upstream had it)"
+		}
+		s.Log.Debugf("Relayed batch %s: %d metrics from %s/%s, status %d in %s%s",
+			u.key, u.n, u.collector, u.instance, a.status, time.Since(start).Round(time.Millisecond), dup)
+		return 0
+	case a.err == nil && (a.status == http.StatusBadRequest || a.status == http.StatusUnprocessableEntity):
+		s.Log.Errorf("Dropping batch %s of %d metrics from %s/%s: the upstream answered %d: %s; it will never take it (check its dictionary_file against this server's)",
+			u.key, u.n, u.collector, u.instance, a.status, a.message)
+		msg.Term() //nolint:errcheck // redelivered after ack_wait if lost
+		return 0
+	}
+	*failures++
+	wait := backoff(*failures, time.Duration(s.Relay.MaxBackoff))
+	if a.hasRetry {
+		wait = min(max(a.retryAfter, time.Second), time.Duration(s.Relay.MaxBackoff))
+	}
+	reason := a.err
+	if reason == nil {
+		reason = fmt.Errorf("the upstream answered %d: %s", a.status, a.message)
+	}
+	if *failures == 1 {
+		s.Log.Warnf("Relaying batch %s failed: %v; keeping it in the stream, retrying in %s", u.key, reason, wait)
+	} else {
+		s.Log.Debugf("Relaying batch %s failed again: %v; retrying in %s", u.key, reason, wait)
+	}
+	msg.NakWithDelay(wait) //nolint:errcheck // redelivered after ack_wait if lost
+	return wait
+}
+
+// backoff doubles from a second up to limit with consecutive failures.
+func backoff(failures int, limit time.Duration) time.Duration {
+	d := time.Second
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
