@@ -75,27 +75,27 @@ func Load(envFile string) (*Cluster, error) {
 	return c, nil
 }
 
-var (
-	once       sync.Once
-	shared     *Cluster
-	errShared  error
-	stopShared func()
-)
+// lazy is a cluster started on first use and stopped by Stop.
+type lazy struct {
+	once  sync.Once
+	c     *Cluster
+	err   error
+	stop  func()
+	start func() (*Cluster, func(), error)
+}
 
-// Get returns the shared test cluster, starting a private one if
-// $KUBE_TEST_ENV is unset. Call Stop from TestMain after m.Run.
-func Get(t testing.TB) *Cluster {
+func (l *lazy) get(t testing.TB, what string) *Cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a real kube-apiserver: an integration test, run without -short (make test)")
 	}
-	once.Do(func() { shared, stopShared, errShared = start() })
-	if errShared != nil {
-		t.Fatalf("no kube-apiserver for this test: %v\n\nRun the tests with `make test`, or start one with "+
+	l.once.Do(func() { l.c, l.stop, l.err = l.start() })
+	if l.err != nil {
+		t.Fatalf("no %s for this test: %v\n\nRun the tests with `make test`, or start one with "+
 			"`scripts/kube-apiserver-up.sh` and set KUBE_TEST_ENV=.cache/kube-run/env, or leave KUBE_TEST_ENV "+
-			"unset so the test starts its own (needs go, openssl, curl, kubectl)", errShared)
+			"unset so the test starts its own (needs go, openssl, curl, kubectl)", what, l.err)
 	}
-	return shared
+	return l.c
 }
 
 // OldestModule is the wrapper module of the oldest Kubernetes minor the
@@ -103,35 +103,32 @@ func Get(t testing.TB) *Cluster {
 const OldestModule = "scripts/kube-apiserver-1.30"
 
 var (
-	oldestOnce sync.Once
-	oldest     *Cluster
-	errOldest  error
-	stopOldest func()
+	shared = &lazy{start: start}
+	oldest = &lazy{start: func() (*Cluster, func(), error) { return startPrivate(OldestModule) }}
 )
+
+// Get returns the shared test cluster, starting a private one if
+// $KUBE_TEST_ENV is unset. Call Stop from TestMain after m.Run.
+func Get(t testing.TB) *Cluster {
+	t.Helper()
+	return shared.get(t, "kube-apiserver")
+}
 
 // Oldest returns a private cluster running the oldest supported
 // kube-apiserver, started on first use and stopped by Stop. Its first use
 // on a cold machine builds that apiserver (several minutes).
 func Oldest(t testing.TB) *Cluster {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs a real kube-apiserver: an integration test, run without -short (make test)")
-	}
-	oldestOnce.Do(func() { oldest, stopOldest, errOldest = startPrivate(OldestModule) })
-	if errOldest != nil {
-		t.Fatalf("no kube-apiserver of the oldest supported minor for this test: %v", errOldest)
-	}
-	return oldest
+	return oldest.get(t, "kube-apiserver of the oldest supported minor")
 }
 
 // Stop stops the clusters Get and Oldest started themselves; one named by
 // $KUBE_TEST_ENV is left running.
 func Stop() {
-	if stopShared != nil {
-		stopShared()
-	}
-	if stopOldest != nil {
-		stopOldest()
+	for _, l := range []*lazy{shared, oldest} {
+		if l.stop != nil {
+			l.stop()
+		}
 	}
 }
 
