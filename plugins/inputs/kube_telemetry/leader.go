@@ -45,7 +45,11 @@ const (
 // An empty string is false.
 type toggle bool
 
-func (t *toggle) UnmarshalTOML(data []byte) error {
+// UnmarshalText rather than UnmarshalTOML: Telegraf's strict environment
+// handling substitutes into the string's value, while UnmarshalTOML would
+// see the raw source, "${VAR}" and all. A TOML boolean arrives as its
+// source, true or false.
+func (t *toggle) UnmarshalText(data []byte) error {
 	s := strings.TrimSpace(string(data))
 	if unquoted, err := strconv.Unquote(s); err == nil {
 		s = strings.TrimSpace(unquoted)

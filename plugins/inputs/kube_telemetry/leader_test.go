@@ -178,14 +178,42 @@ func TestLeaderElectionLostLease(t *testing.T) {
 	require.Equal(t, terms+1, a.elector.acquired.Get())
 }
 
+// leader_election takes a boolean, or a string an environment variable
+// fills in, through Telegraf's own loader in its default strict mode (which
+// substitutes inside strings only).
 func TestToggleUnmarshal(t *testing.T) {
-	for in, want := range map[string]bool{`true`: true, `false`: false, `"true"`: true, `" TRUE "`: true, `""`: false, `'false'`: false} {
-		var v toggle
-		require.NoError(t, v.UnmarshalTOML([]byte(in)), in)
-		require.Equal(t, want, bool(v), in)
+	t.Setenv("KT_LEADER_ON", "true")
+	t.Setenv("KT_LEADER_OFF", "false")
+	t.Setenv("KT_LEADER_EMPTY", "")
+	for _, tt := range []struct {
+		value   string
+		want    bool
+		wantErr string
+	}{
+		{value: `true`, want: true},
+		{value: `false`},
+		{value: `"true"`, want: true},
+		{value: `" TRUE "`, want: true},
+		{value: `""`},
+		{value: `'false'`},
+		{value: `"${KT_LEADER_ON}"`, want: true},
+		{value: `"${KT_LEADER_OFF}"`},
+		{value: `"${KT_LEADER_EMPTY}"`},
+		{value: `"yes"`, wantErr: `"yes" is neither true nor false`},
+		{value: `"${KT_LEADER_UNSET}"`, wantErr: `"${KT_LEADER_UNSET}" is neither true nor false`},
+	} {
+		t.Run(tt.value, func(t *testing.T) {
+			c := config.NewConfig()
+			err := c.LoadConfigData([]byte("[[inputs.kube_telemetry]]\n  leader_election = "+tt.value+"\n"), config.EmptySourcePath)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Len(t, c.Inputs, 1)
+			require.Equal(t, tt.want, bool(c.Inputs[0].Input.(*KubeTelemetry).LeaderElection))
+		})
 	}
-	var v toggle
-	require.EqualError(t, v.UnmarshalTOML([]byte(`"yes"`)), `"yes" is neither true nor false`)
 }
 
 // Without the lease Role the replica never collects, says once which rule
