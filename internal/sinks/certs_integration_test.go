@@ -145,7 +145,11 @@ func controllerPod(t *testing.T, e *env, d appsv1.Deployment, replace map[string
 	require.NoError(t, err)
 	vars := map[string]string{}
 	for _, v := range ctr.Env {
-		require.NotNil(t, v.ValueFrom, "env %s", v.Name)
+		if v.ValueFrom == nil {
+			vars[v.Name] = v.Value
+			continue
+		}
+		require.NotNil(t, v.ValueFrom.FieldRef, "env %s", v.Name)
 		require.Equal(t, "metadata.namespace", v.ValueFrom.FieldRef.FieldPath, "env %s", v.Name)
 		vars[v.Name] = d.Namespace
 	}
