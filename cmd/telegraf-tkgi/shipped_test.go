@@ -50,6 +50,10 @@ func newDeployment(t *testing.T, root string) deployment {
 		"TELEMETRY_TOKEN=agents-token-0123456789", "TELEMETRY_EVENTS_TOKEN=events-token-0123456789",
 		"TELEMETRY_TLS_CERT="+pki.CertFile, "TELEMETRY_TLS_KEY="+pki.KeyFile,
 		"TELEMETRY_STATE_DIR="+d.state,
+		// The scaled-out server roles and the relay (configs/*-jetstream.conf).
+		"TELEMETRY_NATS_SERVERS=nats://127.0.0.1:4222",
+		"TELEMETRY_UPSTREAM_URL=https://telemetry.example.com/ph/api/hyper/send",
+		"TELEMETRY_UPSTREAM_TOKEN=upstream-token-0123456789",
 		// No cluster to talk to: kube_telemetry fails fast.
 		"KUBERNETES_SERVICE_HOST=127.0.0.1", "KUBERNETES_SERVICE_PORT=1",
 	)
