@@ -151,7 +151,8 @@ func (k *KubeTelemetry) newClients() (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating list client for %s failed: %w", cfg.Host, err)
 	}
-	l := &restLister{rest: core.RESTClient(), idle: time.Duration(k.ResponseTimeout)}
+	l := &restLister{rest: core.RESTClient(), idle: time.Duration(k.ResponseTimeout),
+		firstByte: firstByteFactor * time.Duration(k.ResponseTimeout)}
 	return &clients{host: cfg.Host, kube: kube, lister: l, http: hc, requests: &k.requests}, nil
 }
 

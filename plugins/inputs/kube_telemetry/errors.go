@@ -47,7 +47,7 @@ func hint(verb string, res resource, name string, err error) string {
 	var netErr net.Error
 	switch {
 	case errors.As(err, &stalled):
-		return "stalled: the response stopped; raise response_timeout if the API server is slow to start answering large lists: "
+		return "stalled: raise response_timeout if the API server is overloaded (an unpaginated list may take 6 times response_timeout to start): "
 	case errors.As(err, &over):
 		return "timed out: the whole collection is bounded; raise response_timeout or check the API server's load: "
 	case errors.As(err, &exhausted):

@@ -35,6 +35,10 @@ const (
 	defaultPageSize        = 500
 	maxPageSize            = 5000
 	defaultResponseTimeout = config.Duration(10 * time.Second)
+	// firstByteFactor times response_timeout is the wait for an
+	// unpaginated list's first byte: 60 s at the default, the API server's
+	// own default request timeout, after which it gives up on the list.
+	firstByteFactor = 6
 )
 
 // defaultAddonNamespaces are where TKGI and upstream clusters run their

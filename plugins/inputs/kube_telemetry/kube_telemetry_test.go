@@ -478,8 +478,11 @@ func TestErrorHints(t *testing.T) {
 			want: "listing pods failed: throttled: the API server's priority and fairness rejected the request; " +
 				"raise page_size or the collection interval: too many requests"},
 		{name: "stalled stream", res: pods, err: &stalledError{after: 10 * time.Second},
-			want: "listing pods failed: stalled: the response stopped; raise response_timeout if the API server is slow " +
-				"to start answering large lists: the API server sent nothing for 10s"},
+			want: "listing pods failed: stalled: raise response_timeout if the API server is overloaded (an unpaginated " +
+				"list may take 6 times response_timeout to start): the API server sent nothing for 10s"},
+		{name: "list never started", res: pods, err: &stalledError{after: time.Minute, firstByte: true},
+			want: "listing pods failed: stalled: raise response_timeout if the API server is overloaded (an unpaginated " +
+				"list may take 6 times response_timeout to start): the API server did not start answering within 1m0s"},
 		{name: "collection bound", res: pods, err: &collectionTimeoutError{after: 5 * time.Minute},
 			want: "listing pods failed: timed out: the whole collection is bounded; raise response_timeout or check " +
 				"the API server's load: the collection took longer than 5m0s (30 times response_timeout)"},

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,6 +63,11 @@ type restLister struct {
 	// sensible per-request timeout, but a healthy server never stops
 	// sending for long.
 	idle time.Duration
+	// firstByte bounds the wait for an unpaginated list's first byte: the
+	// API server assembles the whole list from its watch cache before it
+	// encodes the first item, which at 150,000 pods on a busy control
+	// plane takes longer than idle.
+	firstByte time.Duration
 }
 
 func (l *restLister) listPage(ctx context.Context, res resource, opts metav1.ListOptions, item func([]byte) error) (string, int, error) {
@@ -77,7 +83,11 @@ func (l *restLister) listPage(ctx context.Context, res resource, opts metav1.Lis
 	if opts.Continue != "" {
 		req = req.Param("continue", opts.Continue)
 	}
-	ctx, w := watchIdle(ctx, l.idle)
+	first := l.idle
+	if opts.Limit == 0 && l.firstByte > first {
+		first = l.firstByte
+	}
+	ctx, w := watchIdle(ctx, first, l.idle)
 	defer w.stop()
 	body, err := req.Stream(ctx)
 	if err != nil {
@@ -91,27 +101,40 @@ func (l *restLister) listPage(ctx context.Context, res resource, opts metav1.Lis
 	return next, n, nil
 }
 
-// stalledError is a response that sent nothing for response_timeout.
+// stalledError is a response that sent nothing for response_timeout, or
+// did not start within the first-byte allowance.
 type stalledError struct {
-	after time.Duration
+	after     time.Duration
+	firstByte bool
 }
 
 func (e *stalledError) Error() string {
+	if e.firstByte {
+		return fmt.Sprintf("the API server did not start answering within %s", e.after)
+	}
 	return fmt.Sprintf("the API server sent nothing for %s", e.after)
 }
 
 // idleWatch cancels a request whose response stays silent for longer than
 // its limit; every read that returns bytes re-arms it.
 type idleWatch struct {
-	limit  time.Duration
-	timer  *time.Timer
-	cancel context.CancelCauseFunc
+	started atomic.Bool
+	limit   time.Duration
+	timer   *time.Timer
+	cancel  context.CancelCauseFunc
 }
 
-func watchIdle(ctx context.Context, limit time.Duration) (context.Context, *idleWatch) {
+// watchIdle allows first for the first bytes, then limit between reads.
+func watchIdle(ctx context.Context, first, limit time.Duration) (context.Context, *idleWatch) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	w := &idleWatch{limit: limit, cancel: cancel}
-	w.timer = time.AfterFunc(limit, func() { cancel(&stalledError{after: limit}) })
+	w.timer = time.AfterFunc(first, func() {
+		if w.started.Load() {
+			cancel(&stalledError{after: limit})
+		} else {
+			cancel(&stalledError{after: first, firstByte: true})
+		}
+	})
 	return ctx, w
 }
 
@@ -139,6 +162,7 @@ type idleReader struct {
 func (r *idleReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	if n > 0 {
+		r.w.started.Store(true)
 		r.w.timer.Reset(r.w.limit)
 	}
 	return n, err

@@ -167,11 +167,34 @@ func TestRestListerIdleTimeout(t *testing.T) {
 		}
 		return out
 	}
+	// answerAfter waits, then streams the list steadily.
+	answerAfter := func(wait time.Duration) func(w http.ResponseWriter, r *http.Request) {
+		return func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(wait):
+			case <-r.Context().Done():
+				return
+			}
+			w.Header().Set("Content-Type", protobufMediaType)
+			for _, c := range chunks(4) {
+				_, _ = w.Write(c)
+				w.(http.Flusher).Flush()
+			}
+		}
+	}
 	tests := []struct {
 		name    string
+		limit   int64 // 0: unpaginated
 		serve   func(w http.ResponseWriter, r *http.Request)
 		wantErr string
 	}{
+		// An unpaginated list may take up to firstByte to start; a page not.
+		{name: "unpaginated list starting late", serve: answerAfter(idle * 3 / 2)},
+		{name: "page starting late", limit: 500, serve: answerAfter(idle * 3 / 2),
+			wantErr: "the API server did not start answering within 1s"},
+		{name: "unpaginated list never starting", serve: func(_ http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+		}, wantErr: "the API server did not start answering within 3s"},
 		{name: "steady stream longer than the timeout", serve: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", protobufMediaType)
 			for _, c := range chunks(8) { // 8 x 200 ms: over idle in all
@@ -190,9 +213,9 @@ func TestRestListerIdleTimeout(t *testing.T) {
 			w.(http.Flusher).Flush()
 			<-r.Context().Done()
 		}, wantErr: "the API server sent nothing for 1s"},
-		{name: "no answer at all", serve: func(_ http.ResponseWriter, r *http.Request) {
+		{name: "no answer to a page", limit: 500, serve: func(_ http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
-		}, wantErr: "the API server sent nothing for 1s"},
+		}, wantErr: "the API server did not start answering within 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,9 +223,9 @@ func TestRestListerIdleTimeout(t *testing.T) {
 			t.Cleanup(srv.Close)
 			kube, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL})
 			require.NoError(t, err)
-			l := &restLister{rest: kube.CoreV1().RESTClient(), idle: idle}
+			l := &restLister{rest: kube.CoreV1().RESTClient(), idle: idle, firstByte: 3 * idle}
 			start := time.Now()
-			_, n, err := l.listPage(context.Background(), resourceByName("pods"), metav1.ListOptions{},
+			_, n, err := l.listPage(context.Background(), resourceByName("pods"), metav1.ListOptions{Limit: tt.limit},
 				func([]byte) error { return nil })
 			if tt.wantErr == "" {
 				require.NoError(t, err)
