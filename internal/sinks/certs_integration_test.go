@@ -204,6 +204,9 @@ func (p *controllerPodSpec) start(t *testing.T, binary string) func() {
 	// the pod's emptyDir may go) would hide the test's directories.
 	var b strings.Builder
 	b.WriteString("set -e\nmount -t tmpfs tmpfs /run\n")
+	// The binary too: a checkout (and bin/) may itself live under /tmp.
+	b.WriteString("mkdir -p /run/bin && : > /run/bin/telegraf-tkgi\n")
+	fmt.Fprintf(&b, "mount --bind %q /run/bin/telegraf-tkgi\n", binary)
 	b.WriteString("mkdir -p /run/secrets/kubernetes.io/serviceaccount\n")
 	fmt.Fprintf(&b, "mount --bind %q /run/secrets/kubernetes.io/serviceaccount\n", p.saDir)
 	for name, src := range p.volumes {
@@ -213,10 +216,10 @@ func (p *controllerPodSpec) start(t *testing.T, binary string) func() {
 	for name, dst := range p.mounts {
 		fmt.Fprintf(&b, "mkdir -p %[2]q\nmount --bind /run/volumes/%[1]s %[2]q\n", name, dst)
 	}
-	b.WriteString(`exec "$@"` + "\n")
+	b.WriteString(`exec /run/bin/telegraf-tkgi "$@"` + "\n")
 	logFile, err := os.Create(p.logPath)
 	require.NoError(t, err)
-	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", b.String(), "sh", binary}, p.args...)...)
+	cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", b.String(), "sh"}, p.args...)...)
 	cmd.Env, cmd.Stdout, cmd.Stderr = p.env, logFile, logFile
 	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
