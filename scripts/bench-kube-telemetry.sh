@@ -108,6 +108,43 @@ measure() {
       srvpeak / 1024, (srvpeak - srv0) / 1024 }' "$tf" >>"$WORK/rows"
 }
 
+# The tools of one round; the first round runs them in this order, which
+# is also the table's.
+TOOLS=(kube_telemetry_auto kube_telemetry_paginated kube_inventory raw_paginated raw_unpaginated raw_rv0
+  raw_watchlist telegraf_tkgi_inputs_mem_only)
+run_tool() {
+  local strategy
+  case $1 in
+    kube_telemetry_*)
+      strategy=${1#kube_telemetry_}
+      rm -f "$WORK/kube_telemetry_$strategy.out"
+      measure "$1" "$BIN" --config "$WORK/kube_telemetry_$strategy.conf" --once
+      grep -q '^kube_telemetry_cluster.*[ ,]errors=0i' "$WORK/kube_telemetry_$strategy.out" ||
+        { log "kube_telemetry ($strategy) reported errors:"; grep -E '^kube_telemetry_cluster|E!' "$WORK/kube_telemetry_$strategy.out" "$WORK/kube_telemetry_$strategy.stderr" >&2; exit 1; }
+      ;;
+    kube_inventory)
+      measure kube_inventory "$BIN" --config "$WORK/kube_inventory.conf" --once
+      if grep -q 'E!' "$WORK/kube_inventory.stderr"; then
+        log "kube_inventory logged errors:"
+        grep 'E!' "$WORK/kube_inventory.stderr" | head -5 >&2
+        exit 1
+      fi
+      ;;
+    # The plugin's own requests (metadata-only where it counts, two lists
+    # at a time), in each way the API server offers.
+    raw_paginated | raw_unpaginated | raw_rv0)
+      measure "$1" "$RAW" -kubeconfig "$KUBECONFIG_TELEGRAF" -metadata -concurrency 2 -mode "${1#raw_}"
+      ;;
+    # The agent's role has no "watch": the watch-list runs as the admin.
+    raw_watchlist)
+      measure raw_watchlist "$RAW" -kubeconfig "$KUBECONFIG_ADMIN" -metadata -concurrency 2 -mode watchlist
+      ;;
+    telegraf_tkgi_inputs_mem_only)
+      measure telegraf_tkgi_inputs_mem_only "$BIN" --config "$WORK/idle.conf" --once
+      ;;
+  esac
+}
+
 bench() {
   local size=$1 nodes pods direct=()
   case $size in
@@ -182,26 +219,12 @@ EOF
     # tool's wall time, in the "net" column, so a slow run on a busy
     # machine is not charged for the API server's idling.
     measure apiserver_idle sleep 5
-    for strategy in auto paginated; do
-      rm -f "$WORK/kube_telemetry_$strategy.out"
-      measure "kube_telemetry_$strategy" "$BIN" --config "$WORK/kube_telemetry_$strategy.conf" --once
-      grep -q '^kube_telemetry_cluster.*[ ,]errors=0i' "$WORK/kube_telemetry_$strategy.out" ||
-        { log "kube_telemetry ($strategy) reported errors:"; grep -E '^kube_telemetry_cluster|E!' "$WORK/kube_telemetry_$strategy.out" "$WORK/kube_telemetry_$strategy.stderr" >&2; exit 1; }
+    # The order turns by one tool each round: the first collection after
+    # another one pays for the API server's garbage of the one before.
+    local i n=${#TOOLS[@]}
+    for ((i = 0; i < n; i++)); do
+      run_tool "${TOOLS[$(((i + round - 1) % n))]}"
     done
-    measure kube_inventory "$BIN" --config "$WORK/kube_inventory.conf" --once
-    if grep -q 'E!' "$WORK/kube_inventory.stderr"; then
-      log "kube_inventory logged errors:"
-      grep 'E!' "$WORK/kube_inventory.stderr" | head -5 >&2
-      exit 1
-    fi
-    # The plugin's own requests (metadata-only where it counts, two lists
-    # at a time), in each way the API server offers.
-    for mode in paginated unpaginated rv0; do
-      measure "raw_$mode" "$RAW" -kubeconfig "$KUBECONFIG_TELEGRAF" -metadata -concurrency 2 -mode "$mode"
-    done
-    # The agent's role has no "watch": the watch-list runs as the admin.
-    measure raw_watchlist "$RAW" -kubeconfig "$KUBECONFIG_ADMIN" -metadata -concurrency 2 -mode watchlist
-    measure telegraf_tkgi_inputs_mem_only "$BIN" --config "$WORK/idle.conf" --once
   done
   # The plugin's counts must be the seed's: a fast wrong answer is no answer.
   local want got collection notes=""

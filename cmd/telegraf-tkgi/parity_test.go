@@ -129,7 +129,10 @@ func TestWatchedDirectoryReloadsOnNewAndRemovedFiles(t *testing.T) {
 				waitMetric(t, out, "mem,", 30*time.Second)
 
 				began := time.Now()
-				writeFile(t, confDir, "extra.conf", "[[inputs.mem]]\n  name_override = \"mem_extra\"\n")
+				// Created whole (renamed into place): a file created empty
+				// and written a moment later is two changes, and reloads
+				// twice when the watcher sees it in between.
+				replaceFile(t, confDir, "extra.conf", "[[inputs.mem]]\n  name_override = \"mem_extra\"\n")
 				waitMetric(t, out, "mem_extra,", 30*time.Second)
 				t.Logf("%s %s: new file to its metric in %s", f.name, mode, time.Since(began).Round(time.Millisecond))
 				require.Equal(t, 1, strings.Count(p.logText(), f.reloaded))
