@@ -1,15 +1,9 @@
 package e2e_test
 
 import (
-	"bytes"
-	"crypto/tls"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,10 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/nodebatch"
-	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
-	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testkube"
-	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testnats"
-	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
@@ -35,53 +25,23 @@ import (
 // replica and one NATS server are killed mid-run. Every batch answered
 // 201 or 200 is in the lake exactly once, and nothing else is.
 func TestJetStreamReplicasStoreEachBatchOnce(t *testing.T) {
-	bin := testbin.Path(t)
-	cluster := testnats.Start(t)
-	f := &fixture{t: t, bin: bin, dir: t.TempDir()}
-	pki := testpki.New(t)
-	root := testkube.RepoRoot()
-
-	agentToken, eventsToken := "jetstream-e2e-agent-token", "jetstream-e2e-events-token"
-	env := append(os.Environ(),
-		"TELEMETRY_TOKEN="+agentToken,
-		"TELEMETRY_EVENTS_TOKEN="+eventsToken,
-		"TELEMETRY_TLS_CERT="+pki.CertFile,
-		"TELEMETRY_TLS_KEY="+pki.KeyFile,
-		"TELEMETRY_NATS_SERVERS="+strings.Join(cluster.URLs(), ","),
-		"TELEMETRY_STATE_DIR="+f.dir,
-	)
-	run := func(name, conf string, extra ...string) *process {
-		cmd := exec.Command(bin, "--config", filepath.Join(root, "configs", conf))
-		cmd.Env = append(append([]string{}, env...), extra...)
-		return f.launch(name, cmd)
-	}
-
+	const agentToken = "jetstream-e2e-agent-token"
+	j := newJetStreamFixture(t, agentToken, "jetstream-e2e-events-token")
 	var replicas []*process
 	var urls []string
 	for i := range 3 {
-		port, metricsPort := freePort(t), freePort(t)
-		replicas = append(replicas, run(fmt.Sprintf("replica-%d", i), "server-jetstream.conf",
-			fmt.Sprintf("TELEMETRY_LISTEN=127.0.0.1:%d", port),
-			fmt.Sprintf("TELEMETRY_METRICS_LISTEN=127.0.0.1:%d", metricsPort)))
+		p, port := j.replica(fmt.Sprintf("replica-%d", i))
+		replicas = append(replicas, p)
 		urls = append(urls, fmt.Sprintf("https://127.0.0.1:%d%s?_c=%s&_i=", port, telemetry.DefaultPath, collectorID))
-		waitPort(t, port)
 	}
-	lakeMetricsPort := freePort(t)
-	consumer := run("lake", "lake-jetstream.conf", fmt.Sprintf("TELEMETRY_METRICS_LISTEN=127.0.0.1:%d", lakeMetricsPort))
-	waitPort(t, lakeMetricsPort)
+	consumer := j.lake("lake")
 
 	const (
 		agents          = 6
 		batchesPerAgent = 40
 		metricsPerBatch = 40
 	)
-	client := &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig:     &tls.Config{RootCAs: pki.Pool, MinVersion: tls.VersionTLS12},
-			MaxIdleConnsPerHost: 2,
-		},
-	}
+	client := j.client(2)
 	enc, err := zstd.NewWriter(nil)
 	require.NoError(t, err)
 
@@ -97,24 +57,9 @@ func TestJetStreamReplicasStoreEachBatchOnce(t *testing.T) {
 		v.(*atomic.Int64).Add(1)
 	}
 	post := func(url, key string, body []byte) int {
-		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			return 0
-		}
-		req.Header.Set("Authorization", "Bearer "+agentToken)
-		req.Header.Set("Content-Type", telemetry.ContentType)
-		req.Header.Set("Content-Encoding", telemetry.EncodingZstd)
-		req.Header.Set(telemetry.HeaderLevel, string(telemetry.LevelStandard))
-		req.Header.Set(telemetry.HeaderIdempotencyKey, key)
-		resp, err := client.Do(req)
-		if err != nil {
-			count(0)
-			return 0
-		}
-		io.Copy(io.Discard, resp.Body) //nolint:errcheck // draining for keep-alive
-		resp.Body.Close()
-		count(resp.StatusCode)
-		return resp.StatusCode
+		status := postBatch(client, url, agentToken, key, body)
+		count(status)
+		return status
 	}
 
 	var wg sync.WaitGroup
@@ -180,7 +125,7 @@ func TestJetStreamReplicasStoreEachBatchOnce(t *testing.T) {
 
 	<-killed
 	replicas[0].kill()
-	cluster.Kill(1)
+	j.cluster.Kill(1)
 	t.Log("killed replica-0 and NATS server n2")
 	wg.Wait()
 	close(failures)
@@ -193,7 +138,7 @@ func TestJetStreamReplicasStoreEachBatchOnce(t *testing.T) {
 	require.Len(t, want, agents*batchesPerAgent, "every batch answered 201 or 200")
 
 	// The lake catches up: every acknowledged batch, each metric once.
-	lake := filepath.Join(f.dir, "telemetry.jsonl")
+	lake := j.lakeFile()
 	var perBatch map[string]int
 	deadline := time.Now().Add(3 * time.Minute)
 	for {

@@ -1,11 +1,7 @@
 package e2e_test
 
 import (
-	"bytes"
-	"crypto/tls"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,10 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/nodebatch"
-	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
-	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testkube"
-	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testnats"
-	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
@@ -35,11 +27,9 @@ import (
 // installation acknowledged is in the upstream lake exactly once, and
 // every relayed request went through the proxy.
 func TestRelayForwardsEachBatchOnceThroughProxy(t *testing.T) {
-	bin := testbin.Path(t)
-	cluster := testnats.Start(t)
-	f := &fixture{t: t, bin: bin, dir: t.TempDir()}
-	pki := testpki.New(t)
-	root := testkube.RepoRoot()
+	const agentToken, upstreamToken = "relay-e2e-agent-token", "relay-e2e-upstream-token"
+	j := newJetStreamFixture(t, agentToken, "relay-e2e-events-token")
+	f, pki, root, bin := j.fixture, j.pki, j.root, j.bin
 
 	proxyDir := filepath.Join(f.dir, "proxy")
 	script := filepath.Join(root, "scripts", "tinyproxy.sh")
@@ -48,7 +38,6 @@ func TestRelayForwardsEachBatchOnceThroughProxy(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command(script, "stop", proxyDir).Run() })
 	proxyAddr := strings.TrimSpace(string(out))
 
-	const agentToken, upstreamToken = "relay-e2e-agent-token", "relay-e2e-upstream-token"
 	installPort, installMetrics := freePort(t), freePort(t)
 	upPort, upMetrics, relayMetrics := freePort(t), freePort(t), freePort(t)
 	upDir := filepath.Join(f.dir, "upstream")
@@ -77,23 +66,12 @@ func TestRelayForwardsEachBatchOnceThroughProxy(t *testing.T) {
 		return p
 	}
 
-	run := func(name, conf string, extra ...string) *process {
-		cmd := exec.Command(bin, "--config", filepath.Join(root, "configs", conf))
-		cmd.Env = append(append(os.Environ(),
-			"TELEMETRY_TOKEN="+agentToken,
-			"TELEMETRY_EVENTS_TOKEN=relay-e2e-events-token",
-			"TELEMETRY_TLS_CERT="+pki.CertFile,
-			"TELEMETRY_TLS_KEY="+pki.KeyFile,
-			"TELEMETRY_NATS_SERVERS="+strings.Join(cluster.URLs(), ","),
-		), extra...)
-		return f.launch(name, cmd)
-	}
-	run("installation", "server-jetstream.conf",
+	j.run("installation", "server-jetstream.conf",
 		fmt.Sprintf("TELEMETRY_LISTEN=127.0.0.1:%d", installPort),
 		fmt.Sprintf("TELEMETRY_METRICS_LISTEN=127.0.0.1:%d", installMetrics))
 	waitPort(t, installPort)
 	startRelay := func(name string) *process {
-		p := run(name, "relay-jetstream.conf",
+		p := j.run(name, "relay-jetstream.conf",
 			fmt.Sprintf("TELEMETRY_UPSTREAM_URL=https://127.0.0.1:%d%s", upPort, telemetry.DefaultPath),
 			"TELEMETRY_UPSTREAM_TOKEN="+upstreamToken,
 			"TELEMETRY_UPSTREAM_CA="+pki.CertFile,
@@ -109,10 +87,7 @@ func TestRelayForwardsEachBatchOnceThroughProxy(t *testing.T) {
 		batchesPerAgent = 30
 		metricsPerBatch = 20
 	)
-	client := &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool, MinVersion: tls.VersionTLS12}},
-	}
+	client := j.client(2)
 	enc, err := zstd.NewWriter(nil)
 	require.NoError(t, err)
 	// batchOf names each node series' batch, to count the upstream lake
@@ -217,35 +192,4 @@ func TestRelayForwardsEachBatchOnceThroughProxy(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(proxyLog), fmt.Sprintf("CONNECT 127.0.0.1:%d", upPort), "the relay went through the proxy")
 	require.Contains(t, relay.logText(), "Relaying stream")
-}
-
-// postUntilStored posts one batch until the server answers 201 or 200.
-func postUntilStored(client *http.Client, url, token, key string, body []byte) error {
-	deadline := time.Now().Add(2 * time.Minute)
-	last := 0
-	for time.Now().Before(deadline) {
-		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", telemetry.ContentType)
-		req.Header.Set("Content-Encoding", telemetry.EncodingZstd)
-		req.Header.Set(telemetry.HeaderLevel, string(telemetry.LevelStandard))
-		req.Header.Set(telemetry.HeaderIdempotencyKey, key)
-		resp, err := client.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body) //nolint:errcheck // draining for keep-alive
-			resp.Body.Close()
-			last = resp.StatusCode
-			switch resp.StatusCode {
-			case http.StatusCreated, http.StatusOK:
-				return nil
-			case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusUnauthorized:
-				return fmt.Errorf("batch %s refused %d", key, resp.StatusCode)
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("batch %s: no 2xx within 2m (last %d)", key, last)
 }

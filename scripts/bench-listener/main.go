@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -319,10 +320,10 @@ func report(rs []result, perRound [][]float64, baseIdx, agents, batch, rounds in
 	cpuPerMetric := func(r result) float64 { return float64(r.cpuTicks) * 1e4 / float64(max(r.metrics, 1)) } // ticks are 10 ms
 	for _, r := range rs {
 		slices.Sort(r.lat)
-		fmt.Printf("%-28s %10.0f %12.0f %10s %10s %8.1fMB %10.2f %v/%d\n", r.target,
+		fmt.Printf("%-28s %10.0f %12.0f %10s %10s %8.1fMB %10.2f %s/%d\n", r.target,
 			rate(r, r.requests), rate(r, r.metrics),
 			pct(r.lat, 0.50).Round(100*time.Microsecond), pct(r.lat, 0.99).Round(100*time.Microsecond),
-			float64(r.peakRSS)/1024, cpuPerMetric(r), r.refused, r.errors)
+			float64(r.peakRSS)/1024, cpuPerMetric(r), statusCounts(r.refused), r.errors)
 	}
 	base := rs[baseIdx]
 	for i, r := range rs {
@@ -458,4 +459,17 @@ func listenerConf(batch, port int, acknowledge, dedupFile string) string {
   dedup_file = %q
 [[outputs.discard]]
 `, batch, port, acknowledge, dedupFile)
+}
+
+// statusCounts prints refusals as "503x4 429x1", or "0" when there were none.
+func statusCounts(m map[int]int64) string {
+	if len(m) == 0 {
+		return "0"
+	}
+	codes := slices.Sorted(maps.Keys(m))
+	parts := make([]string, 0, len(codes))
+	for _, c := range codes {
+		parts = append(parts, fmt.Sprintf("%dx%d", c, m[c]))
+	}
+	return strings.Join(parts, " ")
 }
