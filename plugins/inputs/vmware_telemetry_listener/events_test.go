@@ -10,6 +10,8 @@ import (
 	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
 func TestParseEvents(t *testing.T) {
@@ -48,8 +50,8 @@ func TestParseEvents(t *testing.T) {
 }
 
 func TestParseEventsRefuses(t *testing.T) {
-	manyAttrs := make([]string, 0, maxEventAttributes+1)
-	for i := 0; i <= maxEventAttributes; i++ {
+	manyAttrs := make([]string, 0, telemetry.MaxEventAttributes+1)
+	for i := 0; i <= telemetry.MaxEventAttributes; i++ {
 		manyAttrs = append(manyAttrs, fmt.Sprintf(`"a%d":1`, i))
 	}
 	tests := []struct {
@@ -69,7 +71,8 @@ func TestParseEventsRefuses(t *testing.T) {
 		{"null attribute", `{"type":"a","attributes":{"o":null}}`, `attribute "o": only strings`},
 		{"attribute name", `{"type":"a","attributes":{"Plan":"x"}}`, `attribute "Plan": names are`},
 		{"reserved attribute", `{"type":"a","attributes":{"receive_time":1}}`, `attribute "receive_time" is reserved`},
-		{"long string", `{"type":"a","attributes":{"s":"` + strings.Repeat("x", maxStringValueLen+1) + `"}}`, "string longer than"},
+		{"stream stamp reserved", `{"type":"a","attributes":{"batch_key":"k"}}`, `attribute "batch_key" is reserved`},
+		{"long string", `{"type":"a","attributes":{"s":"` + strings.Repeat("x", telemetry.MaxEventStringLen+1) + `"}}`, "string longer than"},
 		{"too many attributes", `{"type":"a","attributes":{` + strings.Join(manyAttrs, ",") + `}}`, `65 "attributes"; at most 64`},
 		{"trailing data", `{"type":"a"} {"type":"b"}`, "trailing data"},
 		{"second event bad, nothing stored", `[{"type":"a"},{"type":""}]`, "event 1:"},

@@ -81,7 +81,7 @@ func FuzzParseEvents(f *testing.F) {
 		// "[]" decodes to no events; the handler answers that with 400.
 		require.LessOrEqual(t, len(metrics), maxCount)
 		for _, m := range metrics {
-			require.Equal(t, eventMeasurement, m.Name())
+			require.Equal(t, telemetry.EventMeasurement, m.Name())
 		}
 	})
 }

@@ -21,10 +21,10 @@ import (
 // Tags and field every stored metric carries; they overwrite any the agent
 // sent under the same names (the dictionary refuses such names anyway).
 const (
-	tagCollector     = "collector"
-	tagInstance      = "instance"
-	tagLevel         = "level"
-	fieldReceiveTime = "receive_time"
+	tagCollector     = telemetry.StampCollector
+	tagInstance      = telemetry.StampInstance
+	tagLevel         = telemetry.StampLevel
+	fieldReceiveTime = telemetry.StampReceiveTime
 )
 
 type endpoint int
@@ -449,7 +449,7 @@ func (l *Listener) parseRequest(r *http.Request, ep endpoint) (*request, error) 
 
 func contentTypeFor(ep endpoint) string {
 	if ep == endpointEvents {
-		return "application/json"
+		return telemetry.EventContentType
 	}
 	return telemetry.ContentType
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetrystream"
 )
 
@@ -34,7 +35,7 @@ const (
 	defaultDedupBucket = "TKGI_TELEMETRY_DEDUP"
 	// fieldBatchKey carries the agent's Idempotency-Key in every record
 	// stored through the stream, so the lake can be checked batch by batch.
-	fieldBatchKey = "batch_key"
+	fieldBatchKey = telemetry.StampBatchKey
 	claimStored   = "stored"
 )
 

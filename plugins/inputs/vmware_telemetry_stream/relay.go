@@ -3,6 +3,7 @@ package vmware_telemetry_stream
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,9 +26,14 @@ import (
 // keeps its own lake through a second consumer, and the upstream receives
 // each batch as the agent sent it, under the agent's Idempotency-Key, so
 // its de-duplication stores it once however often the relay retries.
+// Platform events go to the upstream's events endpoint, with its events
+// token, as the platform API posted them; without events_url they stay
+// with the installation.
 type Relay struct {
-	URL   string        `toml:"url"`
-	Token config.Secret `toml:"token"`
+	URL         string        `toml:"url"`
+	Token       config.Secret `toml:"token"`
+	EventsURL   string        `toml:"events_url"`
+	EventsToken config.Secret `toml:"events_token"`
 	// MaxBackoff bounds the wait between tries while the upstream fails.
 	MaxBackoff config.Duration `toml:"max_backoff"`
 	httpconfig.HTTPClientConfig
@@ -37,11 +43,11 @@ type Relay struct {
 // them off, reads the batch's identity from them, and the upstream adds
 // its own.
 const (
-	stampCollector   = "collector"
-	stampInstance    = "instance"
-	stampLevel       = "level"
-	stampReceiveTime = "receive_time"
-	stampBatchKey    = "batch_key"
+	stampCollector   = telemetry.StampCollector
+	stampInstance    = telemetry.StampInstance
+	stampLevel       = telemetry.StampLevel
+	stampReceiveTime = telemetry.StampReceiveTime
+	stampBatchKey    = telemetry.StampBatchKey
 )
 
 const relayUserAgent = "telegraf-tkgi-vmware-telemetry-relay"
@@ -53,9 +59,18 @@ func (r *Relay) validate() error {
 	if r.Timeout == 0 {
 		r.Timeout = config.Duration(30 * time.Second)
 	}
-	u, err := url.Parse(r.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !isEndpoint(r.URL) {
 		return fmt.Errorf("relay.url %q must be the upstream server's endpoint, e.g. \"https://telemetry.example.com%s\"", r.URL, telemetry.DefaultPath)
+	}
+	if r.EventsURL != "" {
+		if !isEndpoint(r.EventsURL) {
+			return fmt.Errorf("relay.events_url %q must be the upstream server's events endpoint, e.g. \"https://telemetry.example.com/ph/api/hyper/events\", or empty to keep events with the installation", r.EventsURL)
+		}
+		if r.EventsURL == r.URL {
+			return fmt.Errorf("relay.events_url %q is relay.url: give the upstream's events endpoint (its events_path)", r.EventsURL)
+		}
+	} else if !r.EventsToken.Empty() {
+		return errors.New("relay.events_token is set but relay.events_url is empty: set events_url to relay platform events, or remove events_token")
 	}
 	if r.MaxBackoff < config.Duration(time.Second) {
 		return fmt.Errorf("relay.max_backoff %s must be at least 1s", time.Duration(r.MaxBackoff))
@@ -63,23 +78,31 @@ func (r *Relay) validate() error {
 	return nil
 }
 
-// upstreamBatch is one stored batch as the agent sent it.
+func isEndpoint(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// upstreamBatch is one stored batch as the agent (or, for events, the
+// platform API) sent it.
 type upstreamBatch struct {
 	key, collector, instance string
 	level                    string
+	events                   bool
 	body                     []byte
 	n                        int
 }
 
 // unstamp recovers the agent's batch from a stored one: the identity from
 // the stamps (the same on every metric of a batch), the metrics without
-// them, encoded and zstd-compressed.
+// them, encoded (line protocol, or for events the JSON array of their
+// documents) and zstd-compressed.
 func unstamp(b telemetrystream.Batch) (upstreamBatch, error) {
 	if len(b.Metrics) == 0 {
 		return upstreamBatch{}, errors.New("batch has no metrics")
 	}
 	first := b.Metrics[0]
-	u := upstreamBatch{key: b.Key, n: len(b.Metrics)}
+	u := upstreamBatch{key: b.Key, events: b.Events, n: len(b.Metrics)}
 	u.collector, _ = first.GetTag(stampCollector)
 	u.instance, _ = first.GetTag(stampInstance)
 	u.level, _ = first.GetTag(stampLevel)
@@ -87,6 +110,7 @@ func unstamp(b telemetrystream.Batch) (upstreamBatch, error) {
 		return upstreamBatch{}, fmt.Errorf("batch %q lacks the listener's %s, %s or %s tag", b.Key, stampCollector, stampInstance, stampLevel)
 	}
 	enc := telemetry.NewEncoder()
+	var events []telemetry.Event
 	for _, m := range b.Metrics {
 		c, _ := m.GetTag(stampCollector)
 		i, _ := m.GetTag(stampInstance)
@@ -100,15 +124,30 @@ func unstamp(b telemetrystream.Batch) (upstreamBatch, error) {
 		m.RemoveTag(stampLevel)
 		m.RemoveField(stampReceiveTime)
 		m.RemoveField(stampBatchKey)
+		if b.Events {
+			e, err := telemetry.EventOf(m)
+			if err != nil {
+				return upstreamBatch{}, fmt.Errorf("events %q: event %d: %w", b.Key, len(events), err)
+			}
+			events = append(events, e)
+			continue
+		}
 		if err := enc.AppendMetric(m); err != nil {
 			return upstreamBatch{}, fmt.Errorf("encoding batch %q: %w", b.Key, err)
+		}
+	}
+	body := enc.Bytes()
+	if b.Events {
+		var err error
+		if body, err = json.Marshal(events); err != nil {
+			return upstreamBatch{}, fmt.Errorf("encoding events %q: %w", b.Key, err)
 		}
 	}
 	comp, err := telemetry.NewCompressor(telemetry.EncodingZstd)
 	if err != nil {
 		return upstreamBatch{}, err
 	}
-	if u.body, err = comp.Compress(nil, enc.Bytes()); err != nil {
+	if u.body, err = comp.Compress(nil, body); err != nil {
 		return upstreamBatch{}, fmt.Errorf("compressing batch %q: %w", b.Key, err)
 	}
 	return u, nil
@@ -131,7 +170,11 @@ type answer struct {
 }
 
 func (r *relayer) post(ctx context.Context, u upstreamBatch) answer {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.s.Relay.URL, bytes.NewReader(u.body))
+	target, token, contentType := r.s.Relay.URL, &r.s.Relay.Token, telemetry.ContentType
+	if u.events {
+		target, token, contentType = r.s.Relay.EventsURL, &r.s.Relay.EventsToken, telemetry.EventContentType
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(u.body))
 	if err != nil {
 		return answer{err: fmt.Errorf("creating request failed: %w", err)}
 	}
@@ -139,7 +182,7 @@ func (r *relayer) post(ctx context.Context, u upstreamBatch) answer {
 	q.Set(telemetry.QueryCollector, u.collector)
 	q.Set(telemetry.QueryInstance, u.instance)
 	req.URL.RawQuery = q.Encode()
-	req.Header.Set("Content-Type", telemetry.ContentType)
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Content-Encoding", telemetry.EncodingZstd)
 	req.Header.Set("User-Agent", relayUserAgent)
 	if u.key != "" {
@@ -147,8 +190,8 @@ func (r *relayer) post(ctx context.Context, u upstreamBatch) answer {
 	}
 	req.Header.Set(telemetry.HeaderLevel, u.level)
 	req.Header.Set(telemetry.HeaderMetricCount, strconv.Itoa(u.n))
-	if !r.s.Relay.Token.Empty() {
-		tok, err := r.s.Relay.Token.Get()
+	if !token.Empty() {
+		tok, err := token.Get()
 		if err != nil {
 			return answer{err: fmt.Errorf("getting relay token failed: %w", err)}
 		}
@@ -173,6 +216,11 @@ func (r *relayer) post(ctx context.Context, u upstreamBatch) answer {
 
 // relay runs workers that forward messages from cons until ctx ends.
 func (s *Stream) relay(ctx context.Context, cons jetstream.Consumer) {
+	if s.Relay.EventsURL == "" {
+		s.Log.Info("Not relaying platform events (no events_url): they stay with the installation's lake")
+	} else {
+		s.Log.Infof("Relaying platform events to %s", s.Relay.EventsURL)
+	}
 	iter, err := cons.Messages(jetstream.PullMaxMessages(s.MaxUndeliveredBatches))
 	if err != nil {
 		s.Log.Errorf("Consuming failed: %v", err)
@@ -225,10 +273,10 @@ func (s *Stream) relay(ctx context.Context, cons jetstream.Consumer) {
 func (r *relayer) forward(ctx context.Context, msg jetstream.Msg, failures *int) time.Duration {
 	s := r.s
 	b, err := s.decoder.Decode(msg.Headers(), msg.Data())
-	if err == nil && b.Events {
-		// Platform events stay with the installation (its lake consumer
-		// has them): the upstream takes batches only.
-		s.Log.Debugf("Not relaying events %s", b.Key)
+	if err == nil && b.Events && s.Relay.EventsURL == "" {
+		// Without events_url, platform events stay with the installation
+		// (its lake consumer has them).
+		s.Log.Debugf("Not relaying events %s: no events_url", b.Key)
 		msg.Ack() //nolint:errcheck // redelivered and skipped again if lost
 		return 0
 	}

@@ -1,6 +1,16 @@
 package vmware_telemetry_stream
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -8,6 +18,9 @@ import (
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/plugins/inputs"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
@@ -25,6 +38,13 @@ func TestRelayInit(t *testing.T) {
 		{name: "no url", set: func(s *Stream) { s.Relay.URL = "" }, wantErr: "relay.url"},
 		{name: "url without scheme", set: func(s *Stream) { s.Relay.URL = "telemetry.example.com/ph" }, wantErr: "relay.url"},
 		{name: "backoff under a second", set: func(s *Stream) { s.Relay.MaxBackoff = config.Duration(time.Millisecond) }, wantErr: "relay.max_backoff"},
+		{name: "events to the upstream's events endpoint", set: func(s *Stream) {
+			s.Relay.EventsURL = "https://telemetry.example.com/ph/api/hyper/events"
+			s.Relay.EventsToken = config.NewSecret([]byte("upstream-events-token"))
+		}},
+		{name: "events_url not a url", set: func(s *Stream) { s.Relay.EventsURL = "/ph/api/hyper/events" }, wantErr: "relay.events_url \"/ph/api/hyper/events\" must be"},
+		{name: "events_url the batches' url", set: func(s *Stream) { s.Relay.EventsURL = s.Relay.URL }, wantErr: "relay.events_url \"https://telemetry.example.com/ph/api/hyper/send\" is relay.url"},
+		{name: "events_token without events_url", set: func(s *Stream) { s.Relay.EventsToken = config.NewSecret([]byte("upstream-events-token")) }, wantErr: "relay.events_token is set but relay.events_url is empty"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := inputs.Inputs["vmware_telemetry_stream"]().(*Stream)
@@ -97,6 +117,177 @@ func TestUnstamp(t *testing.T) {
 			}
 			// The stored metrics keep their stamps (the relay copies).
 			require.True(t, tt.metrics[0].HasTag(stampCollector))
+		})
+	}
+}
+
+// settledMsg is a stream message that records how it was settled.
+type settledMsg struct {
+	data   []byte
+	header nats.Header
+	how    string
+	delay  time.Duration
+}
+
+func (m *settledMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return nil, errors.New("no metadata")
+}
+func (m *settledMsg) Data() []byte                       { return m.data }
+func (m *settledMsg) Headers() nats.Header               { return m.header }
+func (*settledMsg) Subject() string                      { return "s" }
+func (*settledMsg) Reply() string                        { return "" }
+func (m *settledMsg) Ack() error                         { m.how = "ack"; return nil }
+func (m *settledMsg) DoubleAck(context.Context) error    { m.how = "ack"; return nil }
+func (m *settledMsg) Nak() error                         { m.how = "nak"; return nil }
+func (m *settledMsg) NakWithDelay(d time.Duration) error { m.how, m.delay = "nak", d; return nil }
+func (*settledMsg) InProgress() error                    { return nil }
+func (m *settledMsg) Term() error                        { m.how = "term"; return nil }
+func (m *settledMsg) TermWithReason(string) error        { m.how = "term"; return nil }
+
+// upstreamRequest is what the upstream received.
+type upstreamRequest struct {
+	path, query, auth, contentType, encoding, key, level string
+	body                                                 []byte
+}
+
+func TestForward(t *testing.T) {
+	const inst = "0123456789abcdef0123456789abcdef"
+	at := time.Date(2026, 12, 2, 10, 0, 0, 5, time.UTC)
+	batch := []telegraf.Metric{stamped("tkgi-agent", inst, "standard", map[string]any{"total": int64(3)})}
+	event := metric.New(telemetry.EventMeasurement,
+		map[string]string{"event_type": "cluster.create.succeeded", "severity": "warning", "source": "tkgi-api"},
+		map[string]any{"event_id": "e-1", "plan": "small", "worker_nodes": int64(3), "ratio": 1.0, "upgrade": false}, at)
+	stampedEvent := event.Copy()
+	stampedEvent.AddTag(stampCollector, "tkgi-api")
+	stampedEvent.AddTag(stampInstance, "api-1")
+	stampedEvent.AddTag(stampLevel, "standard")
+	stampedEvent.AddField(stampReceiveTime, int64(42))
+	stampedEvent.AddField(stampBatchKey, "k1")
+
+	for _, tt := range []struct {
+		name      string
+		events    bool
+		eventsURL bool
+		status    int
+		header    map[string]string
+		failures  int // this worker's failures before
+		down      bool
+		want      string // ack, nak or term
+		wantWait  time.Duration
+		wantPath  string // "" when nothing reaches the upstream
+		wantLog   string
+	}{
+		{name: "batch stored: acknowledged", status: 201, want: "ack", wantPath: telemetry.DefaultPath},
+		{name: "batch the upstream had: acknowledged", status: 200, header: map[string]string{telemetry.HeaderDuplicate: "true"}, want: "ack", wantPath: telemetry.DefaultPath},
+		{name: "events relayed to the events endpoint", events: true, eventsURL: true, status: 201, want: "ack", wantPath: "/events"},
+		{name: "events kept without events_url: acknowledged, not posted", events: true, want: "ack"},
+		{name: "503 with Retry-After: sent back for that long", status: 503, header: map[string]string{"Retry-After": "7"},
+			want: "nak", wantWait: 7 * time.Second, wantPath: telemetry.DefaultPath, wantLog: "keeping it in the stream, retrying in 7s"},
+		{name: "503 with Retry-After beyond max_backoff: capped", status: 503, header: map[string]string{"Retry-After": "3600"},
+			want: "nak", wantWait: 30 * time.Second, wantPath: telemetry.DefaultPath},
+		{name: "503 without Retry-After: backoff", status: 503, want: "nak", wantWait: time.Second, wantPath: telemetry.DefaultPath, wantLog: "the upstream answered 503"},
+		{name: "503 without Retry-After again: longer backoff", status: 503, failures: 2, want: "nak", wantWait: 4 * time.Second, wantPath: telemetry.DefaultPath},
+		{name: "events 503 with Retry-After", events: true, eventsURL: true, status: 503, header: map[string]string{"Retry-After": "2"},
+			want: "nak", wantWait: 2 * time.Second, wantPath: "/events"},
+		{name: "401: kept, the token may be fixed", status: 401, want: "nak", wantWait: time.Second, wantPath: telemetry.DefaultPath},
+		{name: "no answer: kept", down: true, want: "nak", wantWait: time.Second, wantLog: "posting batch"},
+		{name: "400: terminated", status: 400, want: "term", wantPath: telemetry.DefaultPath, wantLog: "will never take it"},
+		{name: "422: terminated", status: 422, want: "term", wantPath: telemetry.DefaultPath, wantLog: "the upstream answered 422"},
+		{name: "events 422: terminated", events: true, eventsURL: true, status: 422, want: "term", wantPath: "/events"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []upstreamRequest
+			var mu sync.Mutex
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				got = append(got, upstreamRequest{
+					path: r.URL.Path, query: r.URL.RawQuery, auth: r.Header.Get("Authorization"),
+					contentType: r.Header.Get("Content-Type"), encoding: r.Header.Get("Content-Encoding"),
+					key: r.Header.Get(telemetry.HeaderIdempotencyKey), level: r.Header.Get(telemetry.HeaderLevel), body: body,
+				})
+				mu.Unlock()
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tt.status)
+				fmt.Fprintln(w, "answer")
+			}))
+			defer srv.Close()
+			if tt.down {
+				srv.Close()
+			}
+
+			log := &testutil.CaptureLogger{}
+			s := inputs.Inputs["vmware_telemetry_stream"]().(*Stream)
+			s.Servers = []string{"nats://127.0.0.1:4222"}
+			s.Durable = "tkgi-relay"
+			s.Log = log
+			s.Relay = &Relay{URL: srv.URL + telemetry.DefaultPath, Token: config.NewSecret([]byte("batches-token")), MaxBackoff: config.Duration(30 * time.Second)}
+			if tt.eventsURL {
+				s.Relay.EventsURL = srv.URL + "/events"
+				s.Relay.EventsToken = config.NewSecret([]byte("events-token"))
+			}
+			require.NoError(t, s.Init())
+
+			b := telemetrystream.Batch{ID: "id1", Key: "k1", Events: tt.events, Metrics: batch}
+			if tt.events {
+				b.Metrics = []telegraf.Metric{stampedEvent}
+			}
+			nm, err := telemetrystream.Encode("s", b, 0)
+			require.NoError(t, err)
+			msg := &settledMsg{data: nm.Data, header: nm.Header}
+
+			failures := tt.failures
+			r := &relayer{s: s, client: srv.Client()}
+			wait := r.forward(context.Background(), msg, &failures)
+			require.Equal(t, tt.want, msg.how)
+			require.Equal(t, tt.wantWait, wait)
+			if tt.want == "nak" {
+				require.Equal(t, tt.wantWait, msg.delay)
+				require.Equal(t, tt.failures+1, failures)
+			} else {
+				require.Zero(t, failures)
+			}
+			if tt.wantLog != "" {
+				all := append(log.Warnings(), log.Errors()...)
+				require.NotEmpty(t, all)
+				require.Contains(t, strings.Join(all, "\n"), tt.wantLog)
+			}
+
+			mu.Lock()
+			defer mu.Unlock()
+			if tt.wantPath == "" {
+				require.Empty(t, got, "nothing posted upstream")
+				return
+			}
+			require.Len(t, got, 1)
+			req := got[0]
+			require.Equal(t, tt.wantPath, req.path)
+			require.Equal(t, "k1", req.key)
+			require.Equal(t, "standard", req.level)
+			require.Equal(t, telemetry.EncodingZstd, req.encoding)
+			dec, err := telemetry.NewDecoder(1<<20, 1<<16)
+			require.NoError(t, err)
+			if !tt.events {
+				require.Equal(t, "Bearer batches-token", req.auth)
+				require.Equal(t, telemetry.ContentType, req.contentType)
+				require.Equal(t, "_c=tkgi-agent&_i="+inst, req.query)
+				return
+			}
+			require.Equal(t, "Bearer events-token", req.auth, "the events token, never the batches'")
+			require.Equal(t, telemetry.EventContentType, req.contentType)
+			require.Equal(t, "_c=tkgi-api&_i=api-1", req.query)
+			// The upstream's listener makes the event the installation stored.
+			src, closeFn, err := dec.Open(bytes.NewReader(req.body), telemetry.EncodingZstd)
+			require.NoError(t, err)
+			defer closeFn()
+			var docs []json.RawMessage
+			require.NoError(t, json.NewDecoder(src).Decode(&docs))
+			require.Len(t, docs, 1)
+			upstream, err := telemetry.ParseEvent(docs[0], time.Now())
+			require.NoError(t, err)
+			testutil.RequireMetricsEqual(t, []telegraf.Metric{event}, []telegraf.Metric{upstream})
 		})
 	}
 }
