@@ -96,12 +96,18 @@ func (j *jetstreamFixture) client(idlePerHost int) *http.Client {
 // postBatch posts one zstd batch as an agent does and returns the status,
 // 0 when no answer came.
 func postBatch(client *http.Client, url, token, key string, body []byte) int {
+	return postAs(client, url, token, key, telemetry.ContentType, body)
+}
+
+// postAs posts one zstd body of contentType: a batch, or events as the
+// platform API posts them.
+func postAs(client *http.Client, url, token, key, contentType string, body []byte) int {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", telemetry.ContentType)
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Content-Encoding", telemetry.EncodingZstd)
 	req.Header.Set(telemetry.HeaderLevel, string(telemetry.LevelStandard))
 	req.Header.Set(telemetry.HeaderIdempotencyKey, key)
@@ -116,10 +122,16 @@ func postBatch(client *http.Client, url, token, key string, body []byte) int {
 
 // postUntilStored posts one batch until the server answers 201 or 200.
 func postUntilStored(client *http.Client, url, token, key string, body []byte) error {
+	return postAsUntilStored(client, url, token, key, telemetry.ContentType, body)
+}
+
+// postAsUntilStored posts one body of contentType until the server
+// answers 201 or 200.
+func postAsUntilStored(client *http.Client, url, token, key, contentType string, body []byte) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	last := 0
 	for time.Now().Before(deadline) {
-		switch last = postBatch(client, url, token, key, body); last {
+		switch last = postAs(client, url, token, key, contentType, body); last {
 		case http.StatusCreated, http.StatusOK:
 			return nil
 		case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusUnauthorized:
