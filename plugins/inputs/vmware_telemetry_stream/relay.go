@@ -153,6 +153,14 @@ func unstamp(b telemetrystream.Batch) (upstreamBatch, error) {
 	return u, nil
 }
 
+// refusalHint says what to compare when the upstream refuses u for good.
+func (u upstreamBatch) refusalHint() string {
+	if u.events {
+		return "events: check that the upstream runs a release with this server's event schema"
+	}
+	return "check its dictionary_file against this server's"
+}
+
 // relayer posts batches upstream, one message at a time per worker.
 type relayer struct {
 	s      *Stream
@@ -314,8 +322,8 @@ func (r *relayer) forward(ctx context.Context, msg jetstream.Msg, failures *int)
 			u.key, u.n, u.collector, u.instance, a.status, time.Since(start).Round(time.Millisecond), dup)
 		return 0
 	case a.err == nil && (a.status == http.StatusBadRequest || a.status == http.StatusUnprocessableEntity):
-		s.Log.Errorf("Dropping batch %s of %d metrics from %s/%s: the upstream answered %d: %s; it will never take it (check its dictionary_file against this server's)",
-			u.key, u.n, u.collector, u.instance, a.status, a.message)
+		s.Log.Errorf("Dropping batch %s of %d metrics from %s/%s: the upstream answered %d: %s; it will never take it (%s)",
+			u.key, u.n, u.collector, u.instance, a.status, a.message, u.refusalHint())
 		msg.Term() //nolint:errcheck // redelivered after ack_wait if lost
 		return 0
 	}

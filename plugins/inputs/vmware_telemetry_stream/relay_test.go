@@ -193,7 +193,7 @@ func TestForward(t *testing.T) {
 		{name: "no answer: kept", down: true, want: "nak", wantWait: time.Second, wantLog: "posting batch"},
 		{name: "400: terminated", status: 400, want: "term", wantPath: telemetry.DefaultPath, wantLog: "will never take it"},
 		{name: "422: terminated", status: 422, want: "term", wantPath: telemetry.DefaultPath, wantLog: "the upstream answered 422"},
-		{name: "events 422: terminated", events: true, eventsURL: true, status: 422, want: "term", wantPath: "/events"},
+		{name: "events 422: terminated", events: true, eventsURL: true, status: 422, want: "term", wantPath: "/events", wantLog: "event schema"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []upstreamRequest
