@@ -77,6 +77,8 @@ type streamBackend struct {
 	// down: the operator was told the engine fails; told again once it
 	// works, so an outage is two log lines, not one per request.
 	down atomic.Bool
+	// stop ends prepare.
+	stop context.CancelFunc
 }
 
 func (b *streamBackend) failed(err error) {
@@ -125,7 +127,30 @@ func newStreamBackend(cfg *JetStream, window, lease time.Duration, log telegraf.
 	if err != nil {
 		return nil, err
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	b.stop = stop
+	go b.prepare(ctx)
 	return b, nil
+}
+
+// prepare sets the stream and the bucket up as soon as the engine answers,
+// so a replica's first batch does not wait for it (after a NATS server is
+// lost, creating them can take the stream's leader election).
+func (b *streamBackend) prepare(ctx context.Context) {
+	for {
+		try, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := b.bucket(try)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		b.log.Debugf("JetStream not ready yet: %v", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // bucket creates the stream and the bucket on first use, so the listener
@@ -254,6 +279,9 @@ func (b *streamBackend) release(id string, rev uint64) {
 }
 
 func (b *streamBackend) close() {
+	if b.stop != nil {
+		b.stop()
+	}
 	if b.nc != nil {
 		b.nc.Close()
 	}
