@@ -43,11 +43,13 @@ demo: build
 # Every test: Go unit and integration tests against the built binary (each
 # package that needs a kube-apiserver starts its own from scripts/), the
 # seeder's tests (own module), the hostile clients against the server role
-# at a small size, then the drop-in comparison with upstream.
+# at a small size (the embedded store, then a JetStream replica), then the
+# drop-in comparison with upstream.
 test: test-deps build
 	TELEGRAF_TKGI_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 60m ./...
 	$(MAKE) --no-print-directory test-kubeseed
 	scripts/hostile-listener.sh $(BIN) -size small
+	scripts/hostile-listener.sh $(BIN) -size small -jetstream
 	CACHE=$(CACHE) scripts/dropin-compare.sh $(BIN)
 
 test-kubeseed:
@@ -101,10 +103,12 @@ bench-telemetry-output:
 bench-listener: build
 	scripts/bench-listener.sh $(BIN)
 
-# The server role (configs/server.conf as shipped) under hostile clients
-# while agents post: peak RSS against the listener's memory bound.
+# The server role (configs/server.conf as shipped, then a JetStream replica
+# with configs/server-jetstream.conf) under hostile clients while agents
+# post: peak RSS against the listener's memory bound.
 bench-listener-hostile: build
 	scripts/hostile-listener.sh $(BIN) -size full
+	scripts/hostile-listener.sh $(BIN) -size full -jetstream
 
 dropin-compare: build
 	CACHE=$(CACHE) scripts/dropin-compare.sh $(BIN)

@@ -252,6 +252,8 @@ type agentOpts struct {
 	diskBuffer bool
 	proxy      string
 	raw        string
+	// tlsCA is the server certificate's CA, for an https url.
+	tlsCA string
 }
 
 func (f *fixture) agentConf(o agentOpts) string {
@@ -277,6 +279,9 @@ func (f *fixture) agentConf(o agentOpts) string {
 	}
 	if o.proxy != "" {
 		outputExtra += fmt.Sprintf("  use_system_proxy = false\n  http_proxy_url = %q\n", o.proxy)
+	}
+	if o.tlsCA != "" {
+		outputExtra += fmt.Sprintf("  tls_ca = %q\n", o.tlsCA)
 	}
 	return fmt.Sprintf(`
 [agent]
@@ -456,9 +461,14 @@ func lakeCanonical(t *testing.T, lake []lakeMetric, level string) []string {
 				tags[k] = v
 			}
 		}
+		// Through the scaled-out server, records also carry the agent's
+		// batch key.
+		if key, ok := m.RawFields["batch_key"]; ok {
+			require.IsType(t, "", key, "batch_key field")
+		}
 		fields := make(map[string]any, len(m.RawFields))
 		for k, v := range m.RawFields {
-			if k != "receive_time" {
+			if k != "receive_time" && k != "batch_key" {
 				fields[k] = v
 			}
 		}

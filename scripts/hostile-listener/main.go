@@ -21,7 +21,12 @@
 // batch is not answered 201 (or 200 duplicate) within the deadline, or is
 // not in the lake exactly once.
 //
-// Usage: go run ./scripts/hostile-listener -bin bin/telegraf-tkgi [-size small|full]
+// With -jetstream the server is one scaled-out replica
+// (configs/server-jetstream.conf) on a local three-node NATS cluster, and
+// the lake consumer (configs/lake-jetstream.conf) writes the lake; the
+// bound then counts the replica's encoding slots and NATS connection.
+//
+// Usage: go run ./scripts/hostile-listener -bin bin/telegraf-tkgi [-size small|full] [-jetstream]
 package main
 
 import (
@@ -60,6 +65,7 @@ import (
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/loopback"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/nodebatch"
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testnats"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
@@ -125,7 +131,8 @@ var (
 
 func main() {
 	bin := flag.String("bin", "bin/telegraf-tkgi", "telegraf-tkgi binary")
-	conf := flag.String("conf", "configs/server.conf", "server configuration (its service_address and prometheus listen are moved to free loopback ports)")
+	conf := flag.String("conf", "", "server configuration (default configs/server.conf, or configs/server-jetstream.conf with -jetstream; its service_address and prometheus listen are moved to free loopback ports)")
+	useJetStream := flag.Bool("jetstream", false, "run the scaled-out replica (server-jetstream.conf) on a local three-node NATS cluster, with the lake consumer (lake-jetstream.conf) writing the lake")
 	sizeName := flag.String("size", "small", "small (make test) or full (make bench-listener-hostile)")
 	duration := flag.Duration("duration", 0, "attack duration (default per size)")
 	flag.Parse()
@@ -135,6 +142,12 @@ func main() {
 	}
 	if *duration > 0 {
 		sz.duration = *duration
+	}
+	if *conf == "" {
+		*conf = "configs/server.conf"
+		if *useJetStream {
+			*conf = "configs/server-jetstream.conf"
+		}
 	}
 
 	work, err := os.MkdirTemp("", "hostile-listener")
@@ -162,38 +175,35 @@ func main() {
 	confPath := filepath.Join(work, "server.conf")
 	check(os.WriteFile(confPath, []byte(serverConf(*conf, port, promPort, sz.overrides)), 0o600))
 
-	logPath := filepath.Join(work, "server.log")
-	logFile, err := os.Create(logPath)
-	check(err)
-	cmd := exec.Command(*bin, "--config", confPath)
-	cmd.Env = append(os.Environ(),
+	env := append(os.Environ(),
 		"TELEMETRY_TOKEN="+token, "TELEMETRY_EVENTS_TOKEN="+token,
 		"TELEMETRY_TLS_CERT="+certFile, "TELEMETRY_TLS_KEY="+keyFile,
-		"TELEMETRY_STATE_DIR="+work)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	check(cmd.Start())
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // exits anyway
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }() //nolint:errcheck // exit status of a terminated server
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				cmd.Process.Kill() //nolint:errcheck // last resort
-			}
-		}
+		"TELEMETRY_STATE_DIR="+work,
+		fmt.Sprintf("TELEMETRY_LISTEN=127.0.0.1:%d", port),
+		fmt.Sprintf("TELEMETRY_METRICS_LISTEN=127.0.0.1:%d", promPort))
+	tool := &toolTB{dir: work}
+	defer tool.cleanup()
+	var stopLake func()
+	if *useJetStream {
+		natsBin, err := testnats.Binary()
+		check(err)
+		cluster := testnats.Launch(tool, natsBin)
+		env = append(env, "TELEMETRY_NATS_SERVERS="+strings.Join(cluster.URLs(), ","))
+		lakeEnv := append(slices.Clone(env), fmt.Sprintf("TELEMETRY_METRICS_LISTEN=127.0.0.1:%d", freePort()))
+		stopLake = startProcess(*bin, filepath.Join(filepath.Dir(*conf), "lake-jetstream.conf"), lakeEnv, filepath.Join(work, "lake.log"))
+		defer stopLake()
 	}
+
+	logPath := filepath.Join(work, "server.log")
+	stop := startProcess(*bin, confPath, env, logPath)
 	defer stop()
+	pid := serverPID
 	if err := loopback.WaitPort(fmt.Sprintf("127.0.0.1:%d", port), 30*time.Second); err != nil {
 		stop()
 		out, _ := os.ReadFile(logPath)
 		fail("server did not start: %v\n%s", err, out)
 	}
 	bound := readBound(logPath)
-	pid := cmd.Process.Pid
 	idle := rss(pid, "VmRSS")
 	fmt.Printf("hostile-listener: size %s, %s of attacks; server pid %d, %d MiB resident at rest, bound %d MiB\n",
 		*sizeName, sz.duration, pid, idle>>10, bound>>20)
@@ -290,7 +300,17 @@ func main() {
 	agentWG.Wait()
 	hwm := rss(pid, "VmHWM")
 	anon, file := rss(pid, "RssAnon"), rss(pid, "RssFile")
+	want := 0
+	for _, a := range agents {
+		want += a.stored * a.batch
+	}
+	// With JetStream a batch is answered once it is in the stream; the
+	// lake consumer writes it a moment later.
 	lake := countLake(filepath.Join(work, "telemetry.jsonl"))
+	for deadline := time.Now().Add(time.Minute); *useJetStream && lake < want && time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		lake = countLake(filepath.Join(work, "telemetry.jsonl"))
+	}
 	close(samplerStop)
 	<-samplerDone
 	stop()
@@ -329,6 +349,65 @@ func main() {
 	fmt.Println("PASS")
 }
 
+// serverPID is the server's process id, once startProcess started it.
+var serverPID int
+
+// startProcess runs bin with conf and env, its output in logPath, and
+// returns what stops it (SIGTERM, then SIGKILL after 30 s).
+func startProcess(bin, conf string, env []string, logPath string) (stop func()) {
+	logFile, err := os.Create(logPath)
+	check(err)
+	cmd := exec.Command(bin, "--config", conf)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	check(cmd.Start())
+	if filepath.Base(logPath) == "server.log" {
+		serverPID = cmd.Process.Pid
+	}
+	stopped := false
+	return func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // exits anyway
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }() //nolint:errcheck // exit status of a terminated process
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill() //nolint:errcheck // last resort
+		}
+		logFile.Close()
+	}
+}
+
+// toolTB gives testnats what it needs from a test, in a tool.
+type toolTB struct {
+	dir      string
+	n        int
+	cleanups []func()
+}
+
+func (*toolTB) Helper() {}
+
+func (*toolTB) Fatalf(format string, args ...any) { fail(format, args...) }
+
+func (t *toolTB) Cleanup(f func()) { t.cleanups = append(t.cleanups, f) }
+
+func (t *toolTB) TempDir() string {
+	t.n++
+	dir := filepath.Join(t.dir, fmt.Sprintf("nats%d", t.n))
+	check(os.MkdirAll(dir, 0o700))
+	return dir
+}
+
+func (t *toolTB) cleanup() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
+	}
+}
+
 // serverConf is the shipped configuration with its ports moved to free
 // loopback ones and, for the small size, smaller limits.
 func serverConf(path string, port, promPort int, overrides string) string {
@@ -341,8 +420,11 @@ func serverConf(path string, port, promPort int, overrides string) string {
 		}
 		s = strings.Replace(s, old, new, 1)
 	}
-	replace(`service_address = ":8443"`, fmt.Sprintf(`service_address = "127.0.0.1:%d"`, port))
-	replace(`listen = ":9273"`, fmt.Sprintf(`listen = "127.0.0.1:%d"`, promPort))
+	// The scaled-out replica takes its ports from the environment.
+	if !strings.Contains(s, "${TELEMETRY_LISTEN") {
+		replace(`service_address = ":8443"`, fmt.Sprintf(`service_address = "127.0.0.1:%d"`, port))
+		replace(`listen = ":9273"`, fmt.Sprintf(`listen = "127.0.0.1:%d"`, promPort))
+	}
 	if overrides != "" {
 		replace("[[inputs.vmware_telemetry_listener]]\n", "[[inputs.vmware_telemetry_listener]]\n"+strings.TrimPrefix(overrides, "\n"))
 	}

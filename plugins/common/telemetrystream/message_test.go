@@ -2,6 +2,10 @@ package telemetrystream
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,4 +81,64 @@ func TestValidate(t *testing.T) {
 			require.ErrorContains(t, err, tt.wantErr)
 		})
 	}
+}
+
+// An encoder holds at most EncoderMemory besides its output buffer (at
+// most the limit), whatever the batch: the listener's memory formula
+// counts it so, once per encoding slot.
+func TestEncoderMemoryBound(t *testing.T) {
+	const limit = 1 << 20
+	for _, tt := range []struct {
+		name    string
+		metrics int
+		value   func(i int) string
+		wantErr error
+	}{
+		{name: "compressible, 20 MiB of lines", metrics: 100_000, value: func(int) string { return strings.Repeat("a", 200) }},
+		{name: "incompressible, over the limit", metrics: 20_000, value: func(i int) string { return randomText(i, 1000) }, wantErr: ErrTooLarge},
+		{name: "incompressible, just under the limit", metrics: 700, value: func(i int) string { return randomText(i, 1000) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := Batch{ID: "id", Key: "k"}
+			for i := range tt.metrics {
+				b.Metrics = append(b.Metrics, metric.New("kube_telemetry_node", map[string]string{"node": fmt.Sprintf("n%d", i)},
+					map[string]any{"label": tt.value(i), "cpu": int64(i)}, time.Unix(1_700_000_000, int64(i))))
+			}
+			before := liveHeap()
+			e, err := NewEncoder()
+			require.NoError(t, err)
+			for range 3 {
+				msg, err := e.Encode("s", b, limit)
+				if tt.wantErr != nil {
+					require.ErrorIs(t, err, tt.wantErr)
+					continue
+				}
+				require.NoError(t, err)
+				require.LessOrEqual(t, len(msg.Data), limit)
+			}
+			held := liveHeap() - before
+			runtime.KeepAlive(e)
+			runtime.KeepAlive(b)
+			t.Logf("encoder holds %d KiB", held>>10)
+			require.LessOrEqual(t, held, int64(EncoderMemory+limit))
+		})
+	}
+}
+
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// randomText is n printable bytes zstd cannot compress much.
+func randomText(seed, n int) string {
+	r := rand.New(rand.NewPCG(uint64(seed), 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('a' + r.IntN(26))
+	}
+	return string(b)
 }

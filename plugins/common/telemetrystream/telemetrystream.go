@@ -179,6 +179,7 @@ func (c *Config) EnsureBucket(ctx context.Context, js jetstream.JetStream, bucke
 	return kv, nil
 }
 
-// ErrTooLarge is a batch larger than the NATS servers' max_payload once
-// compressed; the listener answers 413 so the agent splits it.
-var ErrTooLarge = errors.New("larger than the NATS servers' max_payload")
+// ErrTooLarge is a batch whose message would pass the limit (the
+// listener's max_message_size or the NATS servers' max_payload); the
+// listener answers 413 so the agent splits it.
+var ErrTooLarge = errors.New("larger than a message may be (max_message_size, or the NATS servers' max_payload)")

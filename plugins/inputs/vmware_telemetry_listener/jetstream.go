@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -29,10 +30,15 @@ import (
 type JetStream struct {
 	telemetrystream.Config
 	DedupBucket string `toml:"dedup_bucket"`
+	// MaxMessageSize caps a stored batch's message (compressed); the NATS
+	// servers' max_payload caps it too. Larger batches are answered 413,
+	// so the agent splits them.
+	MaxMessageSize config.Size `toml:"max_message_size"`
 }
 
 const (
-	defaultDedupBucket = "TKGI_TELEMETRY_DEDUP"
+	defaultDedupBucket    = "TKGI_TELEMETRY_DEDUP"
+	defaultMaxMessageSize = 1 << 20
 	// fieldBatchKey carries the agent's Idempotency-Key in every record
 	// stored through the stream, so the lake can be checked batch by batch.
 	fieldBatchKey = telemetry.StampBatchKey
@@ -63,12 +69,17 @@ type streamBackend struct {
 
 	nc *nats.Conn
 	js jetstream.JetStream
+	// encoders are the encoding slots: decodeSlots of them, made on first
+	// use and kept, so encoding memory is bounded and not reallocated.
+	encoders chan *telemetrystream.Encoder
 
 	mu sync.Mutex
 	kv jetstream.KeyValue
 	// down: the operator was told the engine fails; told again once it
 	// works, so an outage is two log lines, not one per request.
 	down atomic.Bool
+	// stop ends prepare.
+	stop context.CancelFunc
 }
 
 func (b *streamBackend) failed(err error) {
@@ -90,24 +101,57 @@ func (j *JetStream) validate() error {
 	if j.DedupBucket == "" {
 		j.DedupBucket = defaultDedupBucket
 	}
+	if j.MaxMessageSize == 0 {
+		j.MaxMessageSize = defaultMaxMessageSize
+	}
+	if j.MaxMessageSize < 64<<10 || j.MaxMessageSize > 64<<20 {
+		return fmt.Errorf("jetstream.max_message_size %d must be between 64KiB and 64MiB (and at most the NATS servers' max_payload)", j.MaxMessageSize)
+	}
 	return j.Validate("jetstream")
 }
 
 func newStreamBackend(cfg *JetStream, window, lease time.Duration, log telegraf.Logger) (*streamBackend, error) {
 	host, _ := os.Hostname()
 	b := &streamBackend{
-		cfg:     cfg,
-		replica: fmt.Sprintf("%s/%d", host, os.Getpid()),
-		window:  window,
-		lease:   lease,
-		log:     log,
+		cfg:      cfg,
+		replica:  fmt.Sprintf("%s/%d", host, os.Getpid()),
+		window:   window,
+		lease:    lease,
+		log:      log,
+		encoders: make(chan *telemetrystream.Encoder, decodeSlots()),
+	}
+	for range decodeSlots() {
+		b.encoders <- nil
 	}
 	var err error
 	b.nc, b.js, err = cfg.Connect("vmware_telemetry_listener "+b.replica, log)
 	if err != nil {
 		return nil, err
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	b.stop = stop
+	go b.prepare(ctx)
 	return b, nil
+}
+
+// prepare sets the stream and the bucket up as soon as the engine answers,
+// so a replica's first batch does not wait for it (after a NATS server is
+// lost, creating them can take the stream's leader election).
+func (b *streamBackend) prepare(ctx context.Context) {
+	for {
+		try, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := b.bucket(try)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		b.log.Debugf("JetStream not ready yet: %v", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // bucket creates the stream and the bucket on first use, so the listener
@@ -183,13 +227,29 @@ func claimDeadline(value string) (int64, bool) {
 	return d, err == nil
 }
 
-// publish hands the batch to the stream and waits for its acknowledgement
-// (the stream's replicas have it). duplicate: the stream had it already.
-func (b *streamBackend) publish(ctx context.Context, batch telemetrystream.Batch) (duplicate bool, err error) {
-	msg, err := telemetrystream.Encode(b.cfg.Subject, batch, b.nc.MaxPayload())
-	if err != nil {
-		return false, err
+// encode makes the batch's message in one of the encoding slots, waiting
+// for one while ctx lasts.
+func (b *streamBackend) encode(ctx context.Context, batch telemetrystream.Batch) (*nats.Msg, error) {
+	var enc *telemetrystream.Encoder
+	select {
+	case enc = <-b.encoders:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting to encode: %w", ctx.Err())
 	}
+	defer func() { b.encoders <- enc }()
+	if enc == nil {
+		var err error
+		if enc, err = telemetrystream.NewEncoder(); err != nil {
+			return nil, err
+		}
+	}
+	return enc.Encode(b.cfg.Subject, batch, telemetrystream.MessageLimit(b.nc.MaxPayload(), int64(b.cfg.MaxMessageSize)))
+}
+
+// publish hands the message to the stream and waits for its
+// acknowledgement (the stream's replicas have it). duplicate: the stream
+// had it already.
+func (b *streamBackend) publish(ctx context.Context, msg *nats.Msg) (duplicate bool, err error) {
 	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(b.cfg.Stream))
 	if err != nil {
 		return false, fmt.Errorf("publishing to stream %q: %w", b.cfg.Stream, err)
@@ -220,6 +280,9 @@ func (b *streamBackend) release(id string, rev uint64) {
 }
 
 func (b *streamBackend) close() {
+	if b.stop != nil {
+		b.stop()
+	}
 	if b.nc != nil {
 		b.nc.Close()
 	}
@@ -258,8 +321,8 @@ func (l *Listener) serveStream(w http.ResponseWriter, r *http.Request, req *requ
 	}
 
 	metrics, cost, err := l.readMetrics(w, r, req)
-	defer l.undeliveredBytes.give(cost)
 	if err != nil {
+		l.undeliveredBytes.give(cost)
 		release()
 		return l.refuse(w, req, err)
 	}
@@ -271,12 +334,35 @@ func (l *Listener) serveStream(w http.ResponseWriter, r *http.Request, req *requ
 		}
 	}
 	n := int64(len(metrics))
-	dup, err := b.publish(ctx, telemetrystream.Batch{ID: id, Key: req.key, Events: req.endpoint == endpointEvents, Metrics: metrics})
+	msg, err := b.encode(ctx, telemetrystream.Batch{ID: id, Key: req.key, Events: req.endpoint == endpointEvents, Metrics: metrics})
+	// From here the message, not the metrics (no longer referenced), is
+	// what waits for the stream: it takes their place in
+	// max_undelivered_bytes.
+	held := cost
+	if err == nil {
+		held = int64(len(msg.Data))
+		if held > cost && !l.undeliveredBytes.take(held-cost) {
+			held = cost
+			err = errorf(http.StatusTooManyRequests, "the server holds max_undelivered_bytes of batches; retry later")
+		}
+	}
+	if held < cost {
+		l.undeliveredBytes.give(cost - held)
+	}
+	defer l.undeliveredBytes.give(held)
 	switch {
 	case errors.Is(err, telemetrystream.ErrTooLarge):
 		release()
 		return l.refuse(w, req, wrapError(http.StatusRequestEntityTooLarge, err, "batch of %d metrics", n))
+	case errors.As(err, new(*httpError)):
+		release()
+		return l.refuse(w, req, err)
 	case err != nil:
+		release()
+		return l.unavailable(w, req, "the server cannot encode batches right now; retry later")
+	}
+	dup, err := b.publish(ctx, msg)
+	if err != nil {
 		release()
 		l.stats.streamErrors.Incr(1)
 		b.failed(fmt.Errorf("batch from %s/%s not stored: %w", req.collector, req.instance, err))

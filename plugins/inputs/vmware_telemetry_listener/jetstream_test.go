@@ -4,16 +4,19 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/nodebatch"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testnats"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetrystream"
@@ -30,6 +33,8 @@ func TestJetStreamInit(t *testing.T) {
 		{name: "no servers", js: JetStream{}, wantErr: "jetstream.servers is empty"},
 		{name: "too many replicas", js: JetStream{Config: telemetrystream.Config{Servers: []string{"nats://n:4222"}, Replicas: 6}}, wantErr: "replicas 6 must be 1 to 5"},
 		{name: "wildcard subject", js: JetStream{Config: telemetrystream.Config{Servers: []string{"nats://n:4222"}, Subject: "tkgi.>"}}, wantErr: "no wildcards"},
+		{name: "message size too small", js: JetStream{Config: telemetrystream.Config{Servers: []string{"nats://n:4222"}}, MaxMessageSize: 1000}, wantErr: "jetstream.max_message_size 1000"},
+		{name: "message size too large", js: JetStream{Config: telemetrystream.Config{Servers: []string{"nats://n:4222"}}, MaxMessageSize: 128 << 20}, wantErr: "between 64KiB and 64MiB"},
 		{
 			name: "dedup_file beside jetstream", js: JetStream{Config: telemetrystream.Config{Servers: []string{"nats://n:4222"}}},
 			dedup: "/var/lib/x.log", wantErr: "dedup_file and jetstream are both set",
@@ -51,6 +56,7 @@ func TestJetStreamInit(t *testing.T) {
 			require.Equal(t, telemetrystream.DefaultStream, l.JetStream.Stream)
 			require.Equal(t, 3, l.JetStream.Replicas)
 			require.Equal(t, defaultDedupBucket, l.JetStream.DedupBucket)
+			require.Equal(t, config.Size(defaultMaxMessageSize), l.JetStream.MaxMessageSize)
 		})
 	}
 }
@@ -136,6 +142,25 @@ func TestJetStreamReplicasShareBatchKeys(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
 		_, err := bucket().Get(ctx, claimID("k-bad"))
 		require.ErrorIs(t, err, jetstream.ErrKeyNotFound)
+	})
+
+	t.Run("a batch over max_message_size is answered 413 and its claim released", func(t *testing.T) {
+		small := startListener(t, func(l *Listener) {
+			l.JetStream = &JetStream{Config: telemetrystream.Config{Servers: cluster.URLs()}, MaxMessageSize: 64 << 10}
+		})
+		// Node pseudonyms that do not repeat: at least their 6 random
+		// bytes of zstd a line, so 20,000 lines are well over 64 KiB.
+		rng := rand.New(rand.NewPCG(1, 2))
+		node := func(int) string { return nodebatch.Pseudonym(rng.Uint64() >> (64 - 4*telemetry.PseudonymLength)) }
+		big := zstdBytes(t, nodebatch.Lines(nodebatch.Pseudonym(7), node, 1, 20000))
+		resp, body := small.do(post{body: big, encoding: "zstd", key: "k-big"})
+		require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, body)
+		require.Contains(t, body, "batch of 20000 metrics")
+		_, err := bucket().Get(ctx, claimID("k-big"))
+		require.ErrorIs(t, err, jetstream.ErrKeyNotFound)
+		// A part of it fits: what the agent does after a 413 is split.
+		resp, body = small.do(post{body: zstdBytes(t, nodebatch.Lines(nodebatch.Pseudonym(7), node, 2, 1000)), encoding: "zstd", key: "k-half"})
+		require.Equal(t, http.StatusCreated, resp.StatusCode, body)
 	})
 
 	t.Run("engine down: 503 with Retry-After, stored once it is back", func(t *testing.T) {

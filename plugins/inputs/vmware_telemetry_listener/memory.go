@@ -11,6 +11,8 @@ import (
 
 	"github.com/influxdata/telegraf"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetrystream"
 )
 
 // The listener's memory is bounded by its settings, whatever clients send
@@ -42,6 +44,11 @@ const (
 	// string values are added to these.
 	metricCostFixed    = 448
 	metricCostPerEntry = 80
+
+	// memNATSConn is the NATS connection's buffers: the client's write
+	// buffer and what it holds for a reconnect (nats.go's 8 MiB default
+	// ReconnectBufSize), with its read buffer and subscriptions.
+	memNATSConn = 9 << 20
 
 	// maxHeaderBytes bounds a request's headers (Go's default is 1 MiB).
 	maxHeaderBytes = 16 << 10
@@ -75,11 +82,14 @@ func stringCost(s string) int64 {
 // memoryParts are the terms of the memory formula, in bytes.
 type memoryParts struct {
 	fixed, connections, bodies, decoding, dedup, undelivered int64
+	// stream is the JetStream backend's: its encoding slots and the NATS
+	// connection's buffers (0 without it).
+	stream int64
 }
 
 // dynamic is what grows with the clients: all but the fixed part.
 func (p memoryParts) dynamic() int64 {
-	return p.connections + p.bodies + p.decoding + p.dedup + p.undelivered
+	return p.connections + p.bodies + p.decoding + p.dedup + p.undelivered + p.stream
 }
 
 // peak is the formula: the garbage collector (GOGC=100) lets the heap
@@ -89,15 +99,19 @@ func (p memoryParts) peak() int64 {
 }
 
 func (p memoryParts) String() string {
-	return fmt.Sprintf("%d MiB = %d fixed + 2 x (%d connections + %d bodies + %d decoding + %d dedup keys + %d undelivered)",
+	s := fmt.Sprintf("%d MiB = %d fixed + 2 x (%d connections + %d bodies + %d decoding + %d dedup keys + %d undelivered",
 		p.peak()>>20, p.fixed>>20, p.connections>>20, p.bodies>>20, p.decoding>>20, p.dedup>>20, p.undelivered>>20)
+	if p.stream > 0 {
+		s += fmt.Sprintf(" + %d stream", p.stream>>20)
+	}
+	return s + ")"
 }
 
 // memoryBound computes the formula from the settings.
 func (l *Listener) memoryBound() memoryParts {
 	window := int64(min(max(int64(l.MaxDecompressedSize), zstd.MinWindowSize), 8<<20))
 	perDecode := window + 3*int64(l.MaxLineSize) + memCheckerCache
-	return memoryParts{
+	p := memoryParts{
 		fixed:       memFixed,
 		connections: int64(l.MaxConnections) * memPerConnection,
 		bodies:      int64(l.MaxBodyBuffer),
@@ -105,6 +119,13 @@ func (l *Listener) memoryBound() memoryParts {
 		dedup:       int64(l.DedupMaxEntries) * memPerDedupEntry,
 		undelivered: int64(l.MaxUndeliveredBytes) + int64(l.MaxUndeliveredBatches)*memPerUndelivered,
 	}
+	if l.JetStream != nil {
+		// The keys live in the engine; messages waiting for the stream
+		// are counted in max_undelivered_bytes.
+		p.dedup = 0
+		p.stream = int64(decodeSlots())*(telemetrystream.EncoderMemory+int64(l.JetStream.MaxMessageSize)) + memNATSConn
+	}
+	return p
 }
 
 func decodeSlots() int {

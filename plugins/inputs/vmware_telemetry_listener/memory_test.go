@@ -12,6 +12,8 @@ import (
 	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetrystream"
 )
 
 // TestMetricCostIsAnUpperBound measures what decoded metrics really hold on
@@ -89,12 +91,37 @@ func liveHeap() int64 {
 	return int64(ms.HeapAlloc)
 }
 
+// At the defaults the formula stays under 512 MB on any machine, with the
+// embedded store and with JetStream (its encoding slots and connection in
+// place of the de-duplication keys).
 func TestMemoryBoundAtDefaultsUnder512MB(t *testing.T) {
-	l := inputs.Inputs["vmware_telemetry_listener"]().(*Listener)
-	bound := l.memoryBound()
-	t.Logf("at defaults with %d decode slots: %s", decodeSlots(), bound)
-	// The worst case over machines: maxDecodeSlots slots.
-	perSlot := bound.decoding / int64(decodeSlots())
-	worst := bound.peak() + 2*perSlot*int64(maxDecodeSlots-decodeSlots())
-	require.Less(t, worst, int64(512<<20))
+	for _, tt := range []struct {
+		name      string
+		jetstream bool
+	}{
+		{name: "embedded"},
+		{name: "jetstream", jetstream: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := inputs.Inputs["vmware_telemetry_listener"]().(*Listener)
+			if tt.jetstream {
+				l.JetStream = &JetStream{Config: telemetrystream.Config{Servers: []string{"nats://127.0.0.1:4222"}}}
+				require.NoError(t, l.JetStream.validate())
+			}
+			bound := l.memoryBound()
+			t.Logf("at defaults with %d decode slots: %s", decodeSlots(), bound)
+			if tt.jetstream {
+				require.Zero(t, bound.dedup, "no keys in memory")
+				require.Positive(t, bound.stream)
+			}
+			// The worst case over machines: maxDecodeSlots slots, each
+			// with its decoder and, with JetStream, its encoder.
+			perSlot := bound.decoding / int64(decodeSlots())
+			if tt.jetstream {
+				perSlot += telemetrystream.EncoderMemory + int64(l.JetStream.MaxMessageSize)
+			}
+			worst := bound.peak() + 2*perSlot*int64(maxDecodeSlots-decodeSlots())
+			require.Less(t, worst, int64(512<<20))
+		})
+	}
 }
