@@ -96,6 +96,31 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// relayEventsVars are the upstream events endpoint and its token, given
+// to the relay for its events_url and events_token options.
+var relayEventsVars = []string{"TELEMETRY_UPSTREAM_EVENTS_URL", "TELEMETRY_UPSTREAM_EVENTS_TOKEN"}
+
+// withoutPendingRelayEvents takes the events pair out of what a relay is
+// given while the relay has no events options (its sample.conf, the
+// options this build compiles, names no events_url), so the deployments
+// may carry them ahead of it; once it has them, relay-jetstream.conf must
+// read both, with a default.
+func withoutPendingRelayEvents(t *testing.T, conf confEnv, given map[string]bool) {
+	t.Helper()
+	sample, err := os.ReadFile("../plugins/inputs/vmware_telemetry_stream/sample.conf")
+	require.NoError(t, err)
+	if strings.Contains(string(sample), "events_url") {
+		for _, k := range relayEventsVars {
+			require.True(t, conf.optional[k], "relay-jetstream.conf must read %s with a default (it is optional)", k)
+		}
+		return
+	}
+	t.Logf("the relay has no events_url option: %v stay unread", relayEventsVars)
+	for _, k := range relayEventsVars {
+		delete(given, k)
+	}
+}
+
 func TestEnvMismatches(t *testing.T) {
 	conf := `
 [[inputs.x]]

@@ -426,7 +426,6 @@ func TestServerJetStreamVariantApplies(t *testing.T) {
 // optional events key), and the relay's Deployment gives exactly the
 // environment relay-jetstream.conf reads.
 func TestServerJetStreamRelayVariantApplies(t *testing.T) {
-	bin := testbin.Path(t)
 	c := testkube.Get(t)
 	createServerObjects(t, c, append(jetStreamObjects,
 		[]string{"create", "configmap", "telegraf-tkgi-relay", "--from-file=relay-jetstream.conf"},
@@ -498,19 +497,7 @@ func TestServerJetStreamRelayVariantApplies(t *testing.T) {
 	require.Contains(t, settings, "TELEMETRY_UPSTREAM_URL")
 	require.True(t, given["TELEMETRY_UPSTREAM_EVENTS_TOKEN"], "the events token is an optional Secret key")
 	conf := readConfEnv(t, "relay-jetstream.conf")
-	// The upstream events pair is given for the relay's events_url and
-	// events_token; a binary whose relay has no such options leaves
-	// them unread.
-	usage, err := exec.Command(bin, "--usage", "vmware_telemetry_stream").CombinedOutput()
-	require.NoError(t, err, "%s", usage)
-	if !strings.Contains(string(usage), "events_url") {
-		t.Logf("the relay has no events_url option: TELEMETRY_UPSTREAM_EVENTS_URL and _TOKEN stay unread")
-		delete(given, "TELEMETRY_UPSTREAM_EVENTS_URL")
-		delete(given, "TELEMETRY_UPSTREAM_EVENTS_TOKEN")
-	} else {
-		require.True(t, conf.optional["TELEMETRY_UPSTREAM_EVENTS_URL"] && conf.optional["TELEMETRY_UPSTREAM_EVENTS_TOKEN"],
-			"relay-jetstream.conf reads the events pair with a default (both optional)")
-	}
+	withoutPendingRelayEvents(t, conf, given)
 	require.Empty(t, conf.envMismatches(given), "the relay Deployment's environment against relay-jetstream.conf")
 
 	// The NetworkPolicy: the relay's pods, Prometheus in, NATS, DNS and
