@@ -423,8 +423,8 @@ func TestServerJetStreamVariantApplies(t *testing.T) {
 // The installation's variant with the relay applies as documented (the
 // scaled-out server's objects, the relay's ConfigMap from
 // configs/relay-jetstream.conf and its upstream Secret without the
-// optional events key), and the relay's Deployment gives exactly the
-// environment relay-jetstream.conf reads.
+// optional events key); the relay, the listener replicas and the lake
+// consumer each get exactly the environment their configuration reads.
 func TestServerJetStreamRelayVariantApplies(t *testing.T) {
 	c := testkube.Get(t)
 	createServerObjects(t, c, append(jetStreamObjects,
@@ -460,9 +460,44 @@ func TestServerJetStreamRelayVariantApplies(t *testing.T) {
 	require.Equal(t, "true", get(relay, `{.spec.template.spec.volumes[?(@.name=="upstream-ca")].configMap.optional}`),
 		"the upstream CA is optional")
 
-	// The environment: env entries (a Secret key marked optional may be
-	// absent) and every key of the settings ConfigMap.
-	var d struct {
+	// The environment of every telegraf-tkgi workload here against the
+	// configuration it runs.
+	for _, w := range []struct{ object, conf string }{
+		{"deployment/telegraf-tkgi-server", "server-jetstream.conf"},
+		{"statefulset/telegraf-tkgi-lake", "lake-jetstream.conf"},
+		{relay, "relay-jetstream.conf"},
+	} {
+		given := podEnv(t, c, "tkgi-system", w.object)
+		conf := readConfEnv(t, w.conf)
+		if w.object == relay {
+			require.Contains(t, given, "TELEMETRY_UPSTREAM_URL")
+			require.True(t, given["TELEMETRY_UPSTREAM_EVENTS_TOKEN"], "the events token is an optional Secret key")
+			withoutPendingRelayEvents(t, conf, given)
+		}
+		require.Empty(t, conf.envMismatches(given), "the environment of %s against %s", w.object, w.conf)
+	}
+
+	// The NetworkPolicy: the relay's pods, Prometheus in, NATS, DNS and
+	// the upstream or proxy out.
+	np := "networkpolicy/telegraf-tkgi-relay"
+	require.Equal(t, `{"app.kubernetes.io/component":"relay","app.kubernetes.io/name":"telegraf-tkgi"} ["Ingress","Egress"]`,
+		get(np, "{.spec.podSelector.matchLabels} {.spec.policyTypes}"))
+	require.Equal(t, `{"app.kubernetes.io/component":"relay","app.kubernetes.io/name":"telegraf-tkgi"}`,
+		get(relay, "{.spec.template.metadata.labels}"), "the policy selects the relay's pods")
+	require.Equal(t, "metrics", get(np, "{.spec.ingress[0].ports[0].port}"))
+	require.Equal(t, `{"app.kubernetes.io/name":"nats"} 4222`, get(np, "{.spec.egress[0].to[0].podSelector.matchLabels} {.spec.egress[0].ports[0].port}"))
+	require.Equal(t, "nats", get("statefulset/nats", `{.spec.template.metadata.labels.app\.kubernetes\.io/name}`))
+	require.Equal(t, "53 53", get(np, "{.spec.egress[1].ports[*].port}"))
+	require.Equal(t, "0.0.0.0/0 443 3128", get(np, "{.spec.egress[2].to[0].ipBlock.cidr} {.spec.egress[2].ports[*].port}"))
+	require.Len(t, strings.Fields(get(np, "{.spec.egress[*].ports[0].port}")), 3, "egress: NATS, DNS and the upstream only")
+}
+
+// podEnv is the environment an applied workload gives its first container:
+// each env entry (true when it is a Secret key marked optional, which may
+// be absent) and every key of the ConfigMaps it takes whole (envFrom).
+func podEnv(t *testing.T, c *testkube.Cluster, ns, object string) map[string]bool {
+	t.Helper()
+	var w struct {
 		Spec struct {
 			Template struct {
 				Spec struct {
@@ -482,35 +517,19 @@ func TestServerJetStreamRelayVariantApplies(t *testing.T) {
 			}
 		}
 	}
-	require.NoError(t, json.Unmarshal([]byte(kubectl(t, c, append(ns, "get", relay, "-o", "json")...)), &d))
-	container := d.Spec.Template.Spec.Containers[0]
+	require.NoError(t, json.Unmarshal([]byte(kubectl(t, c, "-n", ns, "get", object, "-o", "json")), &w))
+	container := w.Spec.Template.Spec.Containers[0]
 	given := map[string]bool{}
 	for _, e := range container.Env {
 		given[e.Name] = e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Optional
 	}
-	require.Len(t, container.EnvFrom, 1)
-	var settings map[string]string
-	require.NoError(t, json.Unmarshal([]byte(get("configmap/"+container.EnvFrom[0].ConfigMapRef.Name, "{.data}")), &settings))
-	for k := range settings {
-		given[k] = false
+	for _, from := range container.EnvFrom {
+		require.NotNil(t, from.ConfigMapRef, "%s: envFrom other than a ConfigMap", object)
+		var data map[string]string
+		require.NoError(t, json.Unmarshal([]byte(kubectl(t, c, "-n", ns, "get", "configmap/"+from.ConfigMapRef.Name, "-o", "jsonpath={.data}")), &data))
+		for k := range data {
+			given[k] = false
+		}
 	}
-	require.Contains(t, settings, "TELEMETRY_UPSTREAM_URL")
-	require.True(t, given["TELEMETRY_UPSTREAM_EVENTS_TOKEN"], "the events token is an optional Secret key")
-	conf := readConfEnv(t, "relay-jetstream.conf")
-	withoutPendingRelayEvents(t, conf, given)
-	require.Empty(t, conf.envMismatches(given), "the relay Deployment's environment against relay-jetstream.conf")
-
-	// The NetworkPolicy: the relay's pods, Prometheus in, NATS, DNS and
-	// the upstream or proxy out.
-	np := "networkpolicy/telegraf-tkgi-relay"
-	require.Equal(t, `{"app.kubernetes.io/component":"relay","app.kubernetes.io/name":"telegraf-tkgi"} ["Ingress","Egress"]`,
-		get(np, "{.spec.podSelector.matchLabels} {.spec.policyTypes}"))
-	require.Equal(t, `{"app.kubernetes.io/component":"relay","app.kubernetes.io/name":"telegraf-tkgi"}`,
-		get(relay, "{.spec.template.metadata.labels}"), "the policy selects the relay's pods")
-	require.Equal(t, "metrics", get(np, "{.spec.ingress[0].ports[0].port}"))
-	require.Equal(t, `{"app.kubernetes.io/name":"nats"} 4222`, get(np, "{.spec.egress[0].to[0].podSelector.matchLabels} {.spec.egress[0].ports[0].port}"))
-	require.Equal(t, "nats", get("statefulset/nats", `{.spec.template.metadata.labels.app\.kubernetes\.io/name}`))
-	require.Equal(t, "53 53", get(np, "{.spec.egress[1].ports[*].port}"))
-	require.Equal(t, "0.0.0.0/0 443 3128", get(np, "{.spec.egress[2].to[0].ipBlock.cidr} {.spec.egress[2].ports[*].port}"))
-	require.Len(t, strings.Fields(get(np, "{.spec.egress[*].ports[0].port}")), 3, "egress: NATS, DNS and the upstream only")
+	return given
 }
