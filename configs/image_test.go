@@ -31,6 +31,7 @@ func TestImageNameSetByKustomize(t *testing.T) {
 		{dir: "sinks-webhook", containers: 2, agentImage: true},
 		{dir: "kubernetes/server", containers: 1},
 		{dir: "kubernetes/server-jetstream", containers: 2},
+		{dir: "kubernetes/server-jetstream-relay", containers: 3},
 		{dir: "kubernetes/examples", containers: 1},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package configs_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -238,17 +239,10 @@ func TestMetricsNetworkPolicy(t *testing.T) {
 // configs/server.conf, its Secrets, then its own kustomization.
 func TestServerVariantApplies(t *testing.T) {
 	c := testkube.Get(t)
-	kubectl(t, c, "apply", "-f", "kubernetes/server/namespace.yaml")
-	for _, args := range [][]string{
-		{"create", "configmap", "telegraf-tkgi-server", "--from-file=server.conf"},
-		{"create", "secret", "generic", "telegraf-tkgi-server-tokens", "--from-literal=token=agents", "--from-literal=events-token=events"},
-	} {
-		manifest := kubectl(t, c, append(append([]string{"-n", "tkgi-system"}, args...), "--dry-run=client", "-o", "yaml")...)
-		cmd := exec.Command("kubectl", "--kubeconfig", c.AdminKubeconfig, "apply", "-f", "-")
-		cmd.Stdin = strings.NewReader(manifest)
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "%s", out)
-	}
+	createServerObjects(t, c,
+		[]string{"create", "configmap", "telegraf-tkgi-server", "--from-file=server.conf"},
+		[]string{"create", "secret", "generic", "telegraf-tkgi-server-tokens", "--from-literal=token=agents", "--from-literal=events-token=events"},
+	)
 	kubectl(t, c, "apply", "-k", "kubernetes/server")
 	out := kubectl(t, c, "-n", "tkgi-system", "get", "statefulset/telegraf-tkgi-server", "-o",
 		"jsonpath={.spec.replicas} {.spec.template.spec.automountServiceAccountToken} "+
@@ -375,24 +369,35 @@ func TestHALeaseRoleIsLeastPrivilege(t *testing.T) {
 	}
 }
 
-// The scaled-out server's variant applies as documented: the namespace,
-// its ConfigMaps from the shipped configurations, its Secrets, then its own
-// kustomization; the replicas and the lake consumer name the NATS servers
-// the StatefulSet runs.
-func TestServerJetStreamVariantApplies(t *testing.T) {
-	c := testkube.Get(t)
+// createServerObjects creates, in the server's namespace, what
+// configs/README.md has the operator create with kubectl before applying a
+// server variant (as apply, so a second test's objects replace the first's).
+func createServerObjects(t *testing.T, c *testkube.Cluster, creates ...[]string) {
+	t.Helper()
 	kubectl(t, c, "apply", "-f", "kubernetes/server/namespace.yaml")
-	for _, args := range [][]string{
-		{"create", "configmap", "telegraf-tkgi-server-jetstream", "--from-file=server-jetstream.conf"},
-		{"create", "configmap", "telegraf-tkgi-lake", "--from-file=lake-jetstream.conf"},
-		{"create", "secret", "generic", "telegraf-tkgi-server-tokens", "--from-literal=token=agents", "--from-literal=events-token=events"},
-	} {
+	for _, args := range creates {
 		manifest := kubectl(t, c, append(append([]string{"-n", "tkgi-system"}, args...), "--dry-run=client", "-o", "yaml")...)
 		cmd := exec.Command("kubectl", "--kubeconfig", c.AdminKubeconfig, "apply", "-f", "-")
 		cmd.Stdin = strings.NewReader(manifest)
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "%s", out)
 	}
+}
+
+// jetStreamObjects are the scaled-out server's ConfigMaps and Secrets.
+var jetStreamObjects = [][]string{
+	{"create", "configmap", "telegraf-tkgi-server-jetstream", "--from-file=server-jetstream.conf"},
+	{"create", "configmap", "telegraf-tkgi-lake", "--from-file=lake-jetstream.conf"},
+	{"create", "secret", "generic", "telegraf-tkgi-server-tokens", "--from-literal=token=agents", "--from-literal=events-token=events"},
+}
+
+// The scaled-out server's variant applies as documented: the namespace,
+// its ConfigMaps from the shipped configurations, its Secrets, then its own
+// kustomization; the replicas and the lake consumer name the NATS servers
+// the StatefulSet runs.
+func TestServerJetStreamVariantApplies(t *testing.T) {
+	c := testkube.Get(t)
+	createServerObjects(t, c, jetStreamObjects...)
 	kubectl(t, c, "apply", "-k", "kubernetes/server-jetstream")
 	ns := []string{"-n", "tkgi-system"}
 	require.Equal(t, "3", kubectl(t, c, append(ns, "get", "deployment/telegraf-tkgi-server", "-o", "jsonpath={.spec.replicas}")...))
@@ -413,4 +418,118 @@ func TestServerJetStreamVariantApplies(t *testing.T) {
 	want, err := os.ReadFile("server-jetstream.conf")
 	require.NoError(t, err)
 	require.Equal(t, string(want), data)
+}
+
+// The installation's variant with the relay applies as documented (the
+// scaled-out server's objects, the relay's ConfigMap from
+// configs/relay-jetstream.conf and its upstream Secret without the
+// optional events key); the relay, the listener replicas and the lake
+// consumer each get exactly the environment their configuration reads.
+func TestServerJetStreamRelayVariantApplies(t *testing.T) {
+	c := testkube.Get(t)
+	createServerObjects(t, c, append(jetStreamObjects,
+		[]string{"create", "configmap", "telegraf-tkgi-relay", "--from-file=relay-jetstream.conf"},
+		[]string{"create", "secret", "generic", "telegraf-tkgi-relay-upstream", "--from-literal=token=upstream"},
+	)...)
+	kubectl(t, c, "apply", "-k", "kubernetes/server-jetstream-relay")
+	ns := []string{"-n", "tkgi-system"}
+	get := func(object, jsonpath string) string {
+		return kubectl(t, c, append(ns, "get", object, "-o", "jsonpath="+jsonpath)...)
+	}
+	// The scaled-out server is all there, and one relay beside it.
+	require.Equal(t, "3 3 1", get("deployment/telegraf-tkgi-server", "{.spec.replicas} ")+
+		get("statefulset/nats", "{.spec.replicas} ")+get("statefulset/telegraf-tkgi-lake", "{.spec.replicas}"))
+	relay := "deployment/telegraf-tkgi-relay"
+	require.Equal(t, "1 Recreate false true true 65532 RuntimeDefault false [\"ALL\"]",
+		get(relay, "{.spec.replicas} {.spec.strategy.type} {.spec.template.spec.automountServiceAccountToken} "+
+			"{.spec.template.spec.securityContext.runAsNonRoot} "+
+			"{.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem} "+
+			"{.spec.template.spec.securityContext.runAsUser} {.spec.template.spec.securityContext.seccompProfile.type} "+
+			"{.spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation} "+
+			"{.spec.template.spec.containers[0].securityContext.capabilities.drop}"))
+	require.Equal(t, "metrics metrics 1Gi", get(relay, "{.spec.template.spec.containers[0].readinessProbe.tcpSocket.port} "+
+		"{.spec.template.spec.containers[0].livenessProbe.tcpSocket.port} {.spec.template.spec.containers[0].resources.limits.memory}"))
+	// It reads the same NATS servers as the replicas, and the shipped
+	// configuration.
+	envPath := `{.spec.template.spec.containers[0].env[?(@.name=="TELEMETRY_NATS_SERVERS")].value}`
+	require.Equal(t, get("deployment/telegraf-tkgi-server", envPath), get(relay, envPath))
+	want, err := os.ReadFile("relay-jetstream.conf")
+	require.NoError(t, err)
+	require.Equal(t, string(want), get("configmap/telegraf-tkgi-relay", `{.data.relay-jetstream\.conf}`))
+	require.Equal(t, "/etc/telegraf-tkgi/relay-jetstream.conf", get(relay, "{.spec.template.spec.containers[0].args[1]}"))
+	require.Equal(t, "true", get(relay, `{.spec.template.spec.volumes[?(@.name=="upstream-ca")].configMap.optional}`),
+		"the upstream CA is optional")
+
+	// The environment of every telegraf-tkgi workload here against the
+	// configuration it runs.
+	for _, w := range []struct{ object, conf string }{
+		{"deployment/telegraf-tkgi-server", "server-jetstream.conf"},
+		{"statefulset/telegraf-tkgi-lake", "lake-jetstream.conf"},
+		{relay, "relay-jetstream.conf"},
+	} {
+		given := podEnv(t, c, "tkgi-system", w.object)
+		conf := readConfEnv(t, w.conf)
+		if w.object == relay {
+			require.Contains(t, given, "TELEMETRY_UPSTREAM_URL")
+			require.True(t, given["TELEMETRY_UPSTREAM_EVENTS_TOKEN"], "the events token is an optional Secret key")
+			withoutPendingRelayEvents(t, conf, given)
+		}
+		require.Empty(t, conf.envMismatches(given), "the environment of %s against %s", w.object, w.conf)
+	}
+
+	// The NetworkPolicy: the relay's pods, Prometheus in, NATS, DNS and
+	// the upstream or proxy out.
+	np := "networkpolicy/telegraf-tkgi-relay"
+	require.Equal(t, `{"app.kubernetes.io/component":"relay","app.kubernetes.io/name":"telegraf-tkgi"} ["Ingress","Egress"]`,
+		get(np, "{.spec.podSelector.matchLabels} {.spec.policyTypes}"))
+	require.Equal(t, `{"app.kubernetes.io/component":"relay","app.kubernetes.io/name":"telegraf-tkgi"}`,
+		get(relay, "{.spec.template.metadata.labels}"), "the policy selects the relay's pods")
+	require.Equal(t, "metrics", get(np, "{.spec.ingress[0].ports[0].port}"))
+	require.Equal(t, `{"app.kubernetes.io/name":"nats"} 4222`, get(np, "{.spec.egress[0].to[0].podSelector.matchLabels} {.spec.egress[0].ports[0].port}"))
+	require.Equal(t, "nats", get("statefulset/nats", `{.spec.template.metadata.labels.app\.kubernetes\.io/name}`))
+	require.Equal(t, "53 53", get(np, "{.spec.egress[1].ports[*].port}"))
+	require.Equal(t, "0.0.0.0/0 443 3128", get(np, "{.spec.egress[2].to[0].ipBlock.cidr} {.spec.egress[2].ports[*].port}"))
+	require.Len(t, strings.Fields(get(np, "{.spec.egress[*].ports[0].port}")), 3, "egress: NATS, DNS and the upstream only")
+}
+
+// podEnv is the environment an applied workload gives its first container:
+// each env entry (true when it is a Secret key marked optional, which may
+// be absent) and every key of the ConfigMaps it takes whole (envFrom).
+func podEnv(t *testing.T, c *testkube.Cluster, ns, object string) map[string]bool {
+	t.Helper()
+	var w struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						EnvFrom []struct{ ConfigMapRef *struct{ Name string } }
+						Env     []struct {
+							Name      string
+							ValueFrom *struct {
+								SecretKeyRef *struct {
+									Name, Key string
+									Optional  bool
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(kubectl(t, c, "-n", ns, "get", object, "-o", "json")), &w))
+	container := w.Spec.Template.Spec.Containers[0]
+	given := map[string]bool{}
+	for _, e := range container.Env {
+		given[e.Name] = e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Optional
+	}
+	for _, from := range container.EnvFrom {
+		require.NotNil(t, from.ConfigMapRef, "%s: envFrom other than a ConfigMap", object)
+		var data map[string]string
+		require.NoError(t, json.Unmarshal([]byte(kubectl(t, c, "-n", ns, "get", "configmap/"+from.ConfigMapRef.Name, "-o", "jsonpath={.data}")), &data))
+		for k := range data {
+			given[k] = false
+		}
+	}
+	return given
 }

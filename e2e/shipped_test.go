@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -216,13 +217,7 @@ func (f *fixture) startUnitServer(pki *testpki.PKI, agentToken string) (serverSe
 	srv := serverFromUnit(t, repoRoot(t), f.dir, pki, agentToken)
 	server := f.startInNamespaces("server", srv.script, srv.env, nil)
 	serverNS := joinNetNS(t, server.cmd.Process.Pid)
-	pollUntil(t, time.Minute, func() bool {
-		conn, err := serverNS.dial("127.0.0.1:8443")
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil
-	}, func() string { return "the server never listened on :8443:\n" + tail(server.logText(), 20) })
+	waitListening(t, serverNS, "127.0.0.1:8443", server)
 	return srv, server, serverNS
 }
 
@@ -232,63 +227,104 @@ type serverSetup struct {
 	stateDir string
 }
 
-// serverFromUnit reads the unit's ExecStart, EnvironmentFile,
-// LoadCredential= and StateDirectory= and prepares what systemd would: the
-// environment file with the tokens filled in as the operator does, the
-// credentials directory, the state directory owned by the service's user,
-// configs/server.conf at its path.
+// serverFromUnit prepares configs/systemd/telegraf-tkgi-server.service as
+// the operator installs it: the environment file with the tokens filled
+// in, the TLS certificate and key where LoadCredential= reads them.
 func serverFromUnit(t *testing.T, root, dir string, pki *testpki.PKI, agentToken string) serverSetup {
 	t.Helper()
-	unitPath := filepath.Join(root, "configs", "systemd", "telegraf-tkgi-server.service")
+	return fromUnit(t, root, dir, unitInstall{
+		unit: "telegraf-tkgi-server",
+		env: map[string]string{
+			"TELEMETRY_TOKEN":        agentToken,
+			"TELEMETRY_EVENTS_TOKEN": "events-" + randomToken(t),
+		},
+		files: map[string]string{"/etc/telegraf-tkgi/tls/server.crt": pki.CertFile, "/etc/telegraf-tkgi/tls/server.key": pki.KeyFile},
+	})
+}
+
+// unitInstall is what the operator does for one of configs/systemd's
+// units: the values set in its environment file, and the files installed
+// on the machine (path there -> the test's file).
+type unitInstall struct {
+	unit  string
+	env   map[string]string
+	files map[string]string
+	// wait: the script reads a line on stdin before the exec, so the test
+	// can put relays into the unit's network namespace first.
+	wait bool
+}
+
+// fromUnit reads the unit's ExecStart, EnvironmentFile, LoadCredential=
+// and StateDirectory= and prepares what systemd would: the environment
+// file as the operator edits it, the credentials directory, the state
+// directory owned by the service's user, the role's shipped configuration
+// at the path ExecStart reads, the operator's other files at theirs.
+func fromUnit(t *testing.T, root, dir string, in unitInstall) serverSetup {
+	t.Helper()
+	unitPath := filepath.Join(root, "configs", "systemd", in.unit+".service")
 	unit := unitDirectives(t, unitPath)
 	unitName := filepath.Base(unitPath)
 	execStart := strings.Fields(unitOne(t, unit, "ExecStart"))
 	require.Equal(t, "--config", execStart[1])
 
 	var mounts []bindMount
-	// The operator installs configs/server.conf where ExecStart reads it.
-	mounts = append(mounts, bindMount{src: filepath.Join(root, "configs", "server.conf"), dst: execStart[2]})
+	// The operator installs the role's configuration where ExecStart reads it.
+	mounts = append(mounts, bindMount{src: filepath.Join(root, "configs", filepath.Base(execStart[2])), dst: execStart[2]})
 
-	// EnvironmentFile, with the tokens the operator generated.
-	envTemplate, err := os.ReadFile(filepath.Join(root, "configs", "systemd", "telegraf-tkgi-server.env"))
+	// EnvironmentFile, with the operator's values.
+	envTemplate, err := os.ReadFile(filepath.Join(root, "configs", "systemd", in.unit+".env"))
 	require.NoError(t, err)
-	filled := strings.NewReplacer(
-		"\nTELEMETRY_TOKEN=\n", "\nTELEMETRY_TOKEN="+agentToken+"\n",
-		"\nTELEMETRY_EVENTS_TOKEN=\n", "\nTELEMETRY_EVENTS_TOKEN=events-"+randomToken(t)+"\n",
-	).Replace(string(envTemplate))
-	require.NotEqual(t, string(envTemplate), filled, "the environment file lost its TELEMETRY_TOKEN= line")
-	envFile := filepath.Join(dir, "server.env")
+	filled := string(envTemplate)
+	for k, v := range in.env {
+		line := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(k) + `=.*$`)
+		require.Regexp(t, line, filled, "the environment file has no %s= line", k)
+		filled = line.ReplaceAllLiteralString(filled, k+"="+v)
+	}
+	envFile := filepath.Join(dir, in.unit+".env")
 	require.NoError(t, os.WriteFile(envFile, []byte(filled), 0o600))
 	mounts = append(mounts, bindMount{src: envFile, dst: unitOne(t, unit, "EnvironmentFile")})
 	env := parseEnvFile(t, filled)
 
 	// LoadCredential=name:path: the operator's files, copied by systemd
 	// into the unit's credentials directory, owned by the service's user.
-	operatorFiles := map[string]string{"/etc/telegraf-tkgi/tls/server.crt": pki.CertFile, "/etc/telegraf-tkgi/tls/server.key": pki.KeyFile}
-	creds := filepath.Join(dir, "credentials")
-	require.NoError(t, os.Mkdir(creds, 0o500))
-	for _, lc := range unit["LoadCredential"] {
-		name, path, ok := strings.Cut(lc, ":")
-		require.True(t, ok, "LoadCredential=%s", lc)
-		src, ok := operatorFiles[path]
-		require.True(t, ok, "LoadCredential of %s: the test does not know that file", path)
-		data, err := os.ReadFile(src)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(creds, name), data, 0o400))
-		require.NoError(t, os.Chown(filepath.Join(creds, name), serverUID, serverUID))
+	credentials := map[string]bool{}
+	if len(unit["LoadCredential"]) > 0 {
+		creds := filepath.Join(dir, in.unit+"-credentials")
+		require.NoError(t, os.Mkdir(creds, 0o500))
+		for _, lc := range unit["LoadCredential"] {
+			name, path, ok := strings.Cut(lc, ":")
+			require.True(t, ok, "LoadCredential=%s", lc)
+			src, ok := in.files[path]
+			require.True(t, ok, "LoadCredential of %s: the test does not know that file", path)
+			credentials[path] = true
+			data, err := os.ReadFile(src)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(creds, name), data, 0o400))
+			require.NoError(t, os.Chown(filepath.Join(creds, name), serverUID, serverUID))
+		}
+		require.NoError(t, os.Chown(creds, serverUID, serverUID))
+		credsDir := "/run/credentials/" + unitName
+		mounts = append(mounts, bindMount{src: creds, dst: credsDir})
+		env = append(env, "CREDENTIALS_DIRECTORY="+credsDir)
 	}
-	require.NoError(t, os.Chown(creds, serverUID, serverUID))
-	credsDir := "/run/credentials/" + unitName
-	mounts = append(mounts, bindMount{src: creds, dst: credsDir})
+	for dst, src := range in.files {
+		if !credentials[dst] {
+			mounts = append(mounts, bindMount{src: src, dst: dst})
+		}
+	}
 
-	state := filepath.Join(dir, "server-state")
-	require.NoError(t, os.Mkdir(state, 0o700))
-	require.NoError(t, os.Chown(state, serverUID, serverUID))
-	stateDir := "/var/lib/" + unitOne(t, unit, "StateDirectory")
-	mounts = append(mounts, bindMount{src: state, dst: stateDir})
+	var state string
+	if len(unit["StateDirectory"]) > 0 {
+		state = filepath.Join(dir, in.unit+"-state")
+		require.NoError(t, os.Mkdir(state, 0o700))
+		require.NoError(t, os.Chown(state, serverUID, serverUID))
+		stateDir := "/var/lib/" + unitOne(t, unit, "StateDirectory")
+		mounts = append(mounts, bindMount{src: state, dst: stateDir})
+		env = append(env, "STATE_DIRECTORY="+stateDir)
+	}
 
-	env = append(env, "CREDENTIALS_DIRECTORY="+credsDir, "STATE_DIRECTORY="+stateDir, "PATH=/usr/local/bin:/usr/bin:/bin")
-	script := namespaceScript(mounts, nil, false) + execAs(serverUID, serverUID, execStart)
+	env = append(env, "PATH=/usr/local/bin:/usr/bin:/bin")
+	script := namespaceScript(mounts, nil, in.wait) + execAs(serverUID, serverUID, execStart)
 	return serverSetup{script: script, env: env, stateDir: state}
 }
 
