@@ -52,9 +52,14 @@ type Config struct {
 	Subject         string          `toml:"subject"`
 	Replicas        int             `toml:"replicas"`
 	DuplicateWindow config.Duration `toml:"duplicate_window"`
-	Credentials     string          `toml:"credentials"`
-	Username        config.Secret   `toml:"username"`
-	Password        config.Secret   `toml:"password"`
+	// MaxAge and MaxBytes limit the stream when set; unset, the stream
+	// keeps the limits it has (none when this creates it), so limits an
+	// operator set with the NATS CLI stay.
+	MaxAge      config.Duration `toml:"max_age"`
+	MaxBytes    config.Size     `toml:"max_bytes"`
+	Credentials string          `toml:"credentials"`
+	Username    config.Secret   `toml:"username"`
+	Password    config.Secret   `toml:"password"`
 	common_tls.ClientConfig
 }
 
@@ -88,6 +93,13 @@ func (c *Config) Validate(prefix string) error {
 	}
 	if c.DuplicateWindow <= 0 {
 		return fmt.Errorf("%s.duplicate_window must be positive", prefix)
+	}
+	if c.MaxAge < 0 || (c.MaxAge > 0 && c.MaxAge < c.DuplicateWindow) {
+		return fmt.Errorf("%s.max_age %s must be at least duplicate_window (%s), or unset for no age limit",
+			prefix, time.Duration(c.MaxAge), time.Duration(c.DuplicateWindow))
+	}
+	if c.MaxBytes != 0 && c.MaxBytes < 1<<20 {
+		return fmt.Errorf("%s.max_bytes %d must be at least 1MiB, or unset for no size limit", prefix, c.MaxBytes)
 	}
 	return nil
 }
@@ -144,22 +156,71 @@ func (c *Config) Connect(name string, log telegraf.Logger) (*nats.Conn, jetstrea
 	return nc, js, nil
 }
 
-// EnsureStream creates the stream, or updates it to these settings.
+// EnsureStream creates the stream, or updates the settings this package
+// owns (subject, replicas, duplicate window, discard policy, and the limits
+// when configured) on the stream as it is, keeping whatever else an
+// operator set. A full stream refuses new batches (DiscardNew): the
+// listener answers 503 and the agents keep them, where discarding old ones
+// would drop batches the lake has not read.
 func (c *Config) EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        c.Stream,
-		Description: "telemetry batches stored by the listener replicas, each once, for the lake consumer",
-		Subjects:    []string{c.Subject},
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.Replicas,
-		Duplicates:  time.Duration(c.DuplicateWindow),
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-	})
+	s, err := js.Stream(ctx, c.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, c.streamConfig(jetstream.StreamConfig{}))
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			if err != nil {
+				return nil, fmt.Errorf("creating stream %q (%d replicas) failed: %w", c.Stream, c.Replicas, err)
+			}
+			return s, nil
+		}
+		// Another replica created it meanwhile.
+		s, err = js.Stream(ctx, c.Stream)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("creating stream %q (%d replicas) failed: %w", c.Stream, c.Replicas, err)
+		return nil, fmt.Errorf("reading stream %q failed: %w", c.Stream, err)
+	}
+	s, err = js.UpdateStream(ctx, c.streamConfig(s.CachedInfo().Config))
+	if err != nil {
+		return nil, fmt.Errorf("updating stream %q (%d replicas) failed: %w", c.Stream, c.Replicas, err)
 	}
 	return s, nil
+}
+
+// streamConfig is cur with the settings this package owns.
+func (c *Config) streamConfig(cur jetstream.StreamConfig) jetstream.StreamConfig {
+	cfg := cur
+	cfg.Name = c.Stream
+	cfg.Description = "telemetry batches stored by the listener replicas, each once, for the lake consumer"
+	cfg.Subjects = []string{c.Subject}
+	cfg.Storage = jetstream.FileStorage
+	cfg.Replicas = c.Replicas
+	cfg.Duplicates = time.Duration(c.DuplicateWindow)
+	cfg.Retention = jetstream.LimitsPolicy
+	cfg.Discard = jetstream.DiscardNew
+	if c.MaxAge > 0 {
+		cfg.MaxAge = time.Duration(c.MaxAge)
+	}
+	if c.MaxBytes > 0 {
+		cfg.MaxBytes = int64(c.MaxBytes)
+	}
+	return cfg
+}
+
+// Error codes of a store that cannot take a message: the stream's own
+// limit (JetStream's "maximum bytes/messages exceeded" store failure) or
+// the servers' storage (insufficient resources).
+const (
+	errCodeStoreFailed           = 10077
+	errCodeInsufficientResources = 10023
+)
+
+// StreamFull reports whether err is a publish refused because the stream,
+// or the servers' storage, is full.
+func StreamFull(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr.ErrorCode == errCodeStoreFailed || apiErr.ErrorCode == errCodeInsufficientResources
 }
 
 // EnsureBucket creates a key-value bucket whose keys live ttl, replicated

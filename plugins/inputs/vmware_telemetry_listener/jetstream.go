@@ -251,6 +251,9 @@ func (b *streamBackend) encode(ctx context.Context, batch telemetrystream.Batch)
 // had it already.
 func (b *streamBackend) publish(ctx context.Context, msg *nats.Msg) (duplicate bool, err error) {
 	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(b.cfg.Stream))
+	if telemetrystream.StreamFull(err) {
+		return false, fmt.Errorf("stream %q is full (%w): check that the lake consumer keeps up (its pending count), then raise the stream's max_bytes or the NATS servers' max_file_store", b.cfg.Stream, err)
+	}
 	if err != nil {
 		return false, fmt.Errorf("publishing to stream %q: %w", b.cfg.Stream, err)
 	}
