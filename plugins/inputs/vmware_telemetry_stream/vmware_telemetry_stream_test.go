@@ -50,13 +50,16 @@ func TestInit(t *testing.T) {
 }
 
 // lake stands in for Telegraf's outputs: it writes (accepts) every group
-// at once, or drops (rejects) the next `drops` groups.
+// at once, or drops (rejects) the next `drops` groups, or, while hold is
+// set, keeps them unwritten until release.
 type lake struct {
 	*testutil.Accumulator
 	delivered chan telegraf.DeliveryInfo
 
 	mu      sync.Mutex
 	drops   int
+	hold    bool
+	held    [][]telegraf.Metric
 	written []telegraf.Metric
 }
 
@@ -71,6 +74,11 @@ func (l *lake) Delivered() <-chan telegraf.DeliveryInfo { return l.delivered }
 func (l *lake) AddTrackingMetricGroup(group []telegraf.Metric) telegraf.TrackingID {
 	tracked, id := metric.WithGroupTracking(group, func(info telegraf.DeliveryInfo) { l.delivered <- info })
 	l.mu.Lock()
+	if l.hold {
+		l.held = append(l.held, tracked)
+		l.mu.Unlock()
+		return id
+	}
 	drop := l.drops > 0
 	if drop {
 		l.drops--
@@ -86,6 +94,29 @@ func (l *lake) AddTrackingMetricGroup(group []telegraf.Metric) telegraf.Tracking
 		}
 	}
 	return id
+}
+
+// release writes the groups held and stops holding.
+func (l *lake) release() {
+	l.mu.Lock()
+	held := l.held
+	l.hold, l.held = false, nil
+	for _, group := range held {
+		l.written = append(l.written, group...)
+	}
+	l.mu.Unlock()
+	for _, group := range held {
+		for _, m := range group {
+			m.Accept()
+		}
+	}
+}
+
+// holding is the number of groups held.
+func (l *lake) holding() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.held)
 }
 
 // perBatch counts the written metrics by batch_key.
