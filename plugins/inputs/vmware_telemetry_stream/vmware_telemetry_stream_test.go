@@ -211,3 +211,63 @@ func TestConsumerWritesEachBatchOnce(t *testing.T) {
 	_, err = marks.Get(ctx, "id-never")
 	require.ErrorIs(t, err, jetstream.ErrKeyNotFound)
 }
+
+// Stopping (SIGTERM, a rolling update) while the outputs hold batches:
+// Telegraf flushes the outputs while the inputs stop, and the consumer
+// waits for that, so those batches are marked and acknowledged before it
+// leaves, and its successor writes none of them again.
+func TestStopSettlesWhatTheOutputsHold(t *testing.T) {
+	cluster := testnats.Start(t)
+	_, js := cluster.Connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := telemetrystream.Config{Servers: cluster.URLs()}
+	cfg.SetDefaults()
+	_, err := cfg.EnsureStream(ctx, js)
+	require.NoError(t, err)
+	for i := range 4 {
+		msg, err := telemetrystream.Encode(cfg.Subject, batch(fmt.Sprintf("s%d", i), 2), 0)
+		require.NoError(t, err)
+		_, err = js.PublishMsg(ctx, msg)
+		require.NoError(t, err)
+	}
+
+	out := newLake()
+	out.hold = true
+	s := newTestStream(t, cluster.URLs())
+	s.MaxUndeliveredBatches = 4
+	require.NoError(t, s.Init())
+	require.NoError(t, s.Start(out))
+	require.Eventually(t, func() bool { return out.holding() == 4 }, time.Minute, 50*time.Millisecond)
+
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		s.Stop()
+	}()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while the outputs held batches")
+	case <-time.After(300 * time.Millisecond):
+	}
+	out.release() // the outputs' last flush
+	select {
+	case <-stopped:
+	case <-time.After(drainTimeout):
+		t.Fatal("Stop did not return once the outputs wrote")
+	}
+
+	marks, err := js.KeyValue(ctx, "TKGI_TELEMETRY_LAKE")
+	require.NoError(t, err)
+	for i := range 4 {
+		_, err := marks.Get(ctx, fmt.Sprintf("id-s%d", i))
+		require.NoError(t, err, "batch s%d marked written", i)
+	}
+	cons, err := js.Consumer(ctx, telemetrystream.DefaultStream, "tkgi-lake")
+	require.NoError(t, err)
+	info, err := cons.Info(ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.NumAckPending, "every batch acknowledged before Stop returned")
+	require.Zero(t, info.NumPending)
+	require.Equal(t, map[string]int64{"batches_written": 4, "metrics_written": 8}, s.stats.counters())
+}

@@ -1,0 +1,222 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/stretchr/testify/require"
+
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/nodebatch"
+	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
+)
+
+// The lake consumer as shipped (configs/lake-jetstream.conf, ack_wait
+// shortened through TELEMETRY_LAKE_ACK_WAIT so the test does not wait the
+// default 2m) stopped with SIGTERM a third of the way through a steady flow
+// of batches and killed with SIGKILL two thirds of the way, started again
+// each time. Every acknowledged batch reaches the lake; the stop leaves no
+// batch written and unmarked. The known window (a batch written, the process killed before its
+// key reached the lake bucket) can write a batch twice: after dropping
+// repeated records by batch_key every batch is there exactly once, and the
+// raw repeats, if any, are limited to the batches in flight at the kill
+// (max_undelivered_batches). The restarted consumer's own metrics on its
+// prometheus_client show it caught up.
+func TestJetStreamLakeConsumerKilledMidRun(t *testing.T) {
+	const (
+		agentToken      = "jetstream-lake-kill-agent-token"
+		agents          = 4
+		batchesPerAgent = 60
+		metricsPerBatch = 40
+		// As configs/lake-jetstream.conf sets it.
+		maxUndelivered = 16
+		ackWait        = "TELEMETRY_LAKE_ACK_WAIT=10s"
+	)
+	j := newJetStreamFixture(t, agentToken, "jetstream-lake-kill-events-token")
+	_, port := j.replica("replica")
+	url := fmt.Sprintf("https://127.0.0.1:%d%s?_c=%s&_i=", port, telemetry.DefaultPath, collectorID)
+	first, _ := j.lakeWith("lake", ackWait)
+
+	client := j.client(agents)
+	enc, err := zstd.NewWriter(nil)
+	require.NoError(t, err)
+	var (
+		acked    sync.Map // "instance/key"
+		done     atomic.Int64
+		stopOnce sync.Once
+		stopping = make(chan struct{})
+		killOnce sync.Once
+		killing  = make(chan struct{})
+		wg       sync.WaitGroup
+	)
+	failures := make(chan error, agents*batchesPerAgent)
+	start := time.Now()
+	for a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			instance := fmt.Sprintf("%0*x", telemetry.InstanceIDLength, 2000+a)
+			clusterUID := nodebatch.Pseudonym(uint64(2000 + a))
+			// A steady flow (about 25 batches/s together) rather than a
+			// burst, so the kill lands while the lake is writing.
+			tick := time.NewTicker(150 * time.Millisecond)
+			defer tick.Stop()
+			for b := range batchesPerAgent {
+				<-tick.C
+				key := fmt.Sprintf("agent%d-batch%d", a, b)
+				node := func(i int) string { return nodebatch.Pseudonym(uint64(a*100000 + b*100 + i)) }
+				body := enc.EncodeAll(nodebatch.Lines(clusterUID, node, b, metricsPerBatch), nil)
+				if err := postUntilStored(client, url+instance, agentToken, key, body); err != nil {
+					failures <- err
+				} else {
+					acked.Store(instance+"/"+key, true)
+				}
+				switch done.Add(1) {
+				case agents * batchesPerAgent / 3:
+					stopOnce.Do(func() { close(stopping) })
+				case agents * batchesPerAgent * 2 / 3:
+					killOnce.Do(func() { close(killing) })
+				}
+			}
+		}()
+	}
+
+	// A third of the way: SIGTERM, as a rolling update stops it. The
+	// consumer waits for the outputs' last flush and settles what they
+	// held, so every batch in the lake is marked in the lake bucket and
+	// none can be written again.
+	<-stopping
+	first.stop()
+	inLake := map[string]bool{}
+	for _, m := range readLake(t, j.lakeFile()) {
+		inLake[m.Tags["instance"]+"/"+fmt.Sprint(m.RawFields["batch_key"])] = true
+	}
+	_, js := j.cluster.Connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bucket, err := js.KeyValue(ctx, "TKGI_TELEMETRY_LAKE")
+	require.NoError(t, err)
+	marked, err := bucket.Keys(ctx)
+	require.NoError(t, err)
+	t.Logf("SIGTERM to the lake consumer %s in, %d batches acknowledged: %d batches in the lake, %d marked",
+		time.Since(start).Round(100*time.Millisecond), done.Load(), len(inLake), len(marked))
+	require.Positive(t, len(inLake), "the lake was being written when the consumer stopped")
+	require.Len(t, marked, len(inLake), "every batch in the lake is marked once the consumer stopped")
+	require.Contains(t, first.logText(), "Waiting up to 10s for the outputs to write")
+	require.NotContains(t, first.logText(), "not yet written")
+	second, _ := j.lakeWith("lake-second", ackWait)
+
+	// Two thirds of the way: SIGKILL, no flush, no settling.
+	<-killing
+	before := len(readLake(t, j.lakeFile()))
+	second.kill()
+	t.Logf("SIGKILL to the lake consumer %s in, %d of %d batches acknowledged, %d records in the lake",
+		time.Since(start).Round(100*time.Millisecond), done.Load(), agents*batchesPerAgent, before)
+	require.Positive(t, before, "the lake was being written when the consumer was killed")
+	restarted, metricsPort := j.lakeWith("lake-third", ackWait)
+	wg.Wait()
+	close(failures)
+	for err := range failures {
+		t.Error(err)
+	}
+	want := map[string]bool{}
+	acked.Range(func(k, _ any) bool { want[k.(string)] = true; return true })
+	require.Len(t, want, agents*batchesPerAgent, "every batch answered 201 or 200")
+
+	// records[batch][node series and time] counts each record's copies.
+	var records map[string]map[string]int
+	var raw int
+	read := func() {
+		records, raw = map[string]map[string]int{}, 0
+		for _, m := range readLake(t, j.lakeFile()) {
+			raw++
+			key, _ := m.RawFields["batch_key"].(string)
+			batch := m.Tags["instance"] + "/" + key
+			if records[batch] == nil {
+				records[batch] = map[string]int{}
+			}
+			records[batch][fmt.Sprintf("%s %s %d", m.Name, m.Tags["node"], m.Timestamp)]++
+		}
+	}
+	pollUntil(t, 2*time.Minute, func() bool {
+		read()
+		for k := range want {
+			if len(records[k]) < metricsPerBatch {
+				return false
+			}
+		}
+		return true
+	}, func() string {
+		return fmt.Sprintf("the lake holds %d of %d batches completely", complete(records, metricsPerBatch), len(want))
+	})
+	caughtUp := time.Since(start)
+
+	var missing, unknown, overCopied []string
+	repeated, whole, repeatedRecords := 0, 0, 0
+	for k := range want {
+		if n := len(records[k]); n != metricsPerBatch {
+			missing = append(missing, fmt.Sprintf("%s (%d distinct records)", k, n))
+		}
+	}
+	for k, copies := range records {
+		if !want[k] {
+			unknown = append(unknown, k)
+			continue
+		}
+		twice := 0
+		for record, n := range copies {
+			if n > 2 {
+				overCopied = append(overCopied, fmt.Sprintf("%s: %s %d times", k, record, n))
+			}
+			if n > 1 {
+				twice++
+				repeatedRecords += n - 1
+			}
+		}
+		if twice > 0 {
+			repeated++
+			if twice == len(copies) {
+				whole++
+			}
+		}
+	}
+	t.Logf("lake caught up %s after the start: %d batches, %d raw records for %d distinct; %d batches with repeated records (%d whole, %d partial), %d repeated records",
+		caughtUp.Round(100*time.Millisecond), len(records), raw, len(want)*metricsPerBatch, repeated, whole, repeated-whole, repeatedRecords)
+	require.Empty(t, missing, "acknowledged batches incomplete in the lake after dropping repeated records")
+	require.Empty(t, unknown, "lake records of batches never acknowledged (or not batches)")
+	require.Empty(t, overCopied, "one kill writes a record at most twice")
+	require.LessOrEqual(t, repeated, maxUndelivered, "only batches in flight at the kill are written again")
+
+	// The restarted consumer says the same on its prometheus_client
+	// (inputs read every 10s): no lag, nothing waiting, batches written.
+	var m map[string]float64
+	pollUntil(t, time.Minute, func() bool {
+		var err error
+		m, err = scrape(metricsPort)
+		_, hasState := m["vmware_telemetry_stream_consumer_pending"]
+		return err == nil && hasState && m["vmware_telemetry_stream_consumer_pending"] == 0 &&
+			m["vmware_telemetry_stream_consumer_ack_pending"] == 0 &&
+			m["internal_vmware_telemetry_stream_batches_written"] > 0
+	}, func() string { return fmt.Sprintf("restarted consumer's metrics: %v", m) })
+	t.Logf("restarted consumer: %v batches written, %v skipped as written before; stream holds %v messages on %v replicas in sync",
+		m["internal_vmware_telemetry_stream_batches_written"], m["internal_vmware_telemetry_stream_batches_skipped"],
+		m["vmware_telemetry_stream_consumer_stream_messages"], m["vmware_telemetry_stream_consumer_stream_replicas_current"])
+	require.Equal(t, float64(len(want)), m["vmware_telemetry_stream_consumer_stream_messages"])
+	require.Equal(t, float64(3), m["vmware_telemetry_stream_consumer_stream_replicas_current"])
+	require.Contains(t, restarted.logText(), "Consuming stream")
+}
+
+// complete counts the batches with at least n distinct records.
+func complete(records map[string]map[string]int, n int) int {
+	c := 0
+	for _, r := range records {
+		if len(r) >= n {
+			c++
+		}
+	}
+	return c
+}
