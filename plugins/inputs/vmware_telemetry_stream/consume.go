@@ -268,9 +268,7 @@ func (c *consumer) deliveries(ctx context.Context) {
 			go func() {
 				defer settling.Done()
 				c.settle(ctx, p, info.Delivered())
-				c.mu.Lock()
-				delete(c.inFlight, p.id)
-				c.mu.Unlock()
+				c.forget(p.id)
 				<-c.slots
 			}()
 		}
@@ -280,6 +278,9 @@ func (c *consumer) deliveries(ctx context.Context) {
 func (c *consumer) settle(ctx context.Context, p pendingBatch, delivered bool) {
 	if !delivered {
 		c.s.Log.Warnf("The outputs dropped message %s; it is delivered again", msgRef(p.msg))
+		// Its next delivery comes at once and must not be taken for a
+		// copy of a batch still being written.
+		c.forget(p.id)
 		p.msg.Nak() //nolint:errcheck // redelivered after ack_wait if lost
 		c.s.stats.droppedByOutputs.Incr(1)
 		return
@@ -299,6 +300,13 @@ func (c *consumer) settle(ctx context.Context, p pendingBatch, delivered bool) {
 	if err := p.msg.DoubleAck(ackCtx); err != nil {
 		c.s.Log.Warnf("Acknowledging message %s: %v; when delivered again the lake bucket skips it", msgRef(p.msg), err)
 	}
+}
+
+// forget ends a batch's time in flight.
+func (c *consumer) forget(id string) {
+	c.mu.Lock()
+	delete(c.inFlight, id)
+	c.mu.Unlock()
 }
 
 func msgRef(msg jetstream.Msg) string {
