@@ -2,7 +2,13 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -219,4 +225,167 @@ func complete(records map[string]map[string]int, n int) int {
 		}
 	}
 	return c
+}
+
+// A lake output that fails for a while: the lake consumer (the shipped
+// input settings; the lake an HTTP endpoint through stock outputs.http,
+// with a buffer of ten batches) keeps what the output could not write in
+// the stream. While the lake answers 503 the output's buffer overflows,
+// the batches it drops go back to the stream and come again (counted in
+// batches_dropped_by_outputs), and once the lake answers again every
+// acknowledged batch is in it: nothing is lost, repeats only of batches
+// dropped and delivered again, each record once by batch_key. The
+// consumer's metrics show the lag and the drops meanwhile.
+func TestJetStreamLakeOutputFailsThenRecovers(t *testing.T) {
+	const (
+		agentToken      = "jetstream-lake-fail-agent-token"
+		metricsPerBatch = 40
+		before, during  = 20, 60
+	)
+	j := newJetStreamFixture(t, agentToken, "jetstream-lake-fail-events-token")
+	_, port := j.replica("replica")
+	url := fmt.Sprintf("https://127.0.0.1:%d%s?_c=%s&_i=", port, telemetry.DefaultPath, collectorID)
+
+	var (
+		failing atomic.Bool
+		refused atomic.Int64
+		mu      sync.Mutex
+		records = map[string]map[string]int{} // batch -> record -> copies
+		raw     int
+	)
+	lake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			refused.Add(1)
+			http.Error(w, "lake unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		var body struct {
+			Metrics []lakeMetric `json:"metrics"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range body.Metrics {
+			raw++
+			batch := m.Tags["instance"] + "/" + fmt.Sprint(m.RawFields["batch_key"])
+			if records[batch] == nil {
+				records[batch] = map[string]int{}
+			}
+			records[batch][fmt.Sprintf("%s %s %d", m.Name, m.Tags["node"], m.Timestamp)]++
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer lake.Close()
+
+	metricsPort := freePort(t)
+	conf := fmt.Sprintf(`[agent]
+  interval = "2s"
+  round_interval = false
+  omit_hostname = true
+  flush_interval = "1s"
+  flush_jitter = "0s"
+  metric_batch_size = 200
+  ## Ten batches: a lake down for seconds overflows it.
+  metric_buffer_limit = %d
+
+[[inputs.vmware_telemetry_stream]]
+  servers = ["${TELEMETRY_NATS_SERVERS}"]
+  durable = "tkgi-lake"
+  max_undelivered_batches = 16
+
+[[inputs.internal]]
+
+[[outputs.http]]
+  namedrop = ["internal_*", "vmware_telemetry_stream_consumer"]
+  url = %q
+  data_format = "json"
+  json_timestamp_units = "1ms"
+
+[[outputs.prometheus_client]]
+  namepass = ["internal_*", "vmware_telemetry_stream_consumer"]
+  listen = "127.0.0.1:%d"
+  metric_version = 2
+`, 10*metricsPerBatch, lake.URL, metricsPort)
+	confPath := filepath.Join(j.dir, "lake-http.conf")
+	require.NoError(t, os.WriteFile(confPath, []byte(conf), 0o600))
+	cmd := exec.Command(j.bin, "--config", confPath)
+	cmd.Env = j.env
+	consumer := j.launch("lake-http", cmd)
+	waitPort(t, metricsPort)
+
+	client := j.client(2)
+	enc, err := zstd.NewWriter(nil)
+	require.NoError(t, err)
+	instance := fmt.Sprintf("%0*x", telemetry.InstanceIDLength, 3000)
+	post := func(from, to int) {
+		for b := from; b < to; b++ {
+			node := func(i int) string { return nodebatch.Pseudonym(uint64(b*100 + i)) }
+			body := enc.EncodeAll(nodebatch.Lines(nodebatch.Pseudonym(3000), node, b, metricsPerBatch), nil)
+			require.NoError(t, postUntilStored(client, url+instance, agentToken, fmt.Sprintf("batch%d", b), body))
+		}
+	}
+	distinct := func() (complete int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range records {
+			if len(r) == metricsPerBatch {
+				complete++
+			}
+		}
+		return complete
+	}
+
+	post(0, before)
+	pollUntil(t, time.Minute, func() bool { return distinct() == before },
+		func() string { return fmt.Sprintf("%d of %d batches in the lake", distinct(), before) })
+
+	failing.Store(true)
+	post(before, before+during)
+	var m map[string]float64
+	pollUntil(t, time.Minute, func() bool {
+		m, _ = scrape(metricsPort)
+		return m["internal_vmware_telemetry_stream_batches_dropped_by_outputs"] >= 5 &&
+			m["vmware_telemetry_stream_consumer_pending"] > 0
+	}, func() string {
+		return fmt.Sprintf("no overflow or no lag shown: %v\n%s", m, tail(consumer.logText(), 20))
+	})
+	failing.Store(false)
+	t.Logf("the lake answered 503 to %d writes; recovered with %v batches dropped by the outputs, %v pending, %v unacknowledged",
+		refused.Load(), m["internal_vmware_telemetry_stream_batches_dropped_by_outputs"],
+		m["vmware_telemetry_stream_consumer_pending"], m["vmware_telemetry_stream_consumer_ack_pending"])
+	require.Contains(t, consumer.logText(), "an output's buffer is full")
+
+	pollUntil(t, 2*time.Minute, func() bool { return distinct() == before+during },
+		func() string { return fmt.Sprintf("%d of %d batches in the lake", distinct(), before+during) })
+	pollUntil(t, time.Minute, func() bool {
+		var err error
+		m, err = scrape(metricsPort)
+		_, hasState := m["vmware_telemetry_stream_consumer_pending"]
+		return err == nil && hasState && m["vmware_telemetry_stream_consumer_pending"] == 0 &&
+			m["vmware_telemetry_stream_consumer_ack_pending"] == 0 &&
+			m["internal_vmware_telemetry_stream_batches_written"] >= before+during
+	}, func() string { return fmt.Sprintf("consumer's metrics: %v", m) })
+
+	mu.Lock()
+	defer mu.Unlock()
+	repeated := 0
+	for batch, copies := range records {
+		require.Len(t, copies, metricsPerBatch, "batch %s complete", batch)
+		for _, n := range copies {
+			if n > 1 {
+				repeated++
+				break
+			}
+		}
+	}
+	require.Len(t, records, before+during, "only the acknowledged batches")
+	t.Logf("lake: %d batches, %d raw records for %d distinct, %d batches with repeated records; consumer: %v batches written, %v dropped by the outputs and delivered again; outputs: %v metrics dropped",
+		len(records), raw, (before+during)*metricsPerBatch, repeated,
+		m["internal_vmware_telemetry_stream_batches_written"], m["internal_vmware_telemetry_stream_batches_dropped_by_outputs"],
+		m["internal_write_metrics_dropped"])
+	require.Contains(t, consumer.logText(), "The outputs write again")
+	require.Positive(t, m["internal_vmware_telemetry_stream_batches_dropped_by_outputs"])
 }

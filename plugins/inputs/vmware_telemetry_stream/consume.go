@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -33,7 +34,14 @@ type consumer struct {
 	// go (acknowledging the first acknowledges both).
 	pending  map[telegraf.TrackingID]pendingBatch
 	inFlight map[string]bool
+	// drops counts the batches the outputs dropped since they last wrote
+	// one, so an overflow is told once, not for every batch.
+	drops atomic.Int64
 }
+
+// dropPause is how long a batch the outputs dropped (their buffer
+// overflowed) waits before it comes again.
+const dropPause = time.Second
 
 type pendingBatch struct {
 	id      string
@@ -277,13 +285,26 @@ func (c *consumer) deliveries(ctx context.Context) {
 
 func (c *consumer) settle(ctx context.Context, p pendingBatch, delivered bool) {
 	if !delivered {
-		c.s.Log.Warnf("The outputs dropped message %s; it is delivered again", msgRef(p.msg))
-		// Its next delivery comes at once and must not be taken for a
-		// copy of a batch still being written.
+		if c.drops.Add(1) == 1 {
+			c.s.Log.Warnf("The outputs dropped message %s (an output's buffer is full: see metric_buffer_limit and its write errors); it is delivered again in %s, and so are the next ones dropped", msgRef(p.msg), dropPause)
+		} else {
+			c.s.Log.Debugf("The outputs dropped message %s; it is delivered again in %s", msgRef(p.msg), dropPause)
+		}
+		// Its next delivery must not be taken for a copy of a batch
+		// still being written.
 		c.forget(p.id)
-		p.msg.Nak() //nolint:errcheck // redelivered after ack_wait if lost
+		p.msg.NakWithDelay(dropPause) //nolint:errcheck // redelivered after ack_wait if lost
 		c.s.stats.droppedByOutputs.Incr(1)
+		// Keeping the slot as long slows the hand-over to what the outputs
+		// take, rather than pushing another batch out of their buffer.
+		select {
+		case <-ctx.Done():
+		case <-time.After(dropPause):
+		}
 		return
+	}
+	if n := c.drops.Swap(0); n > 0 {
+		c.s.Log.Infof("The outputs write again, after dropping %d batches (each delivered again)", n)
 	}
 	c.s.stats.written(p.metrics)
 	if p.id != "" {

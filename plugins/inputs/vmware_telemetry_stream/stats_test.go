@@ -176,7 +176,7 @@ func TestConsumerSettlesAndCounts(t *testing.T) {
 		},
 		{
 			name: "batch the outputs dropped is sent back",
-			msg:  good, drops: 1, want: []string{"nak"},
+			msg:  good, drops: 1, want: []string{"nak-delay"},
 			counted: map[string]int64{"batches_dropped_by_outputs": 1},
 		},
 		{
