@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testnats"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetrystream"
 )
@@ -246,35 +245,14 @@ func TestConsumerSettlesAndCounts(t *testing.T) {
 // state shows the lag and the deliveries again; with the engine's quorum
 // gone, Gather says what to check within seconds.
 func TestConsumerReportsItself(t *testing.T) {
-	cluster := testnats.Start(t)
-	_, js := cluster.Connect()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
-	cfg := telemetrystream.Config{Servers: cluster.URLs()}
-	cfg.SetDefaults()
-	_, err := cfg.EnsureStream(ctx, js)
-	require.NoError(t, err)
-	marks, err := cfg.EnsureBucket(ctx, js, "TKGI_TELEMETRY_LAKE", "test", time.Hour)
-	require.NoError(t, err)
-	publish := func(b telemetrystream.Batch) {
-		t.Helper()
-		msg, err := telemetrystream.Encode(cfg.Subject, b, 0)
-		require.NoError(t, err)
-		_, err = js.PublishMsg(ctx, msg)
-		require.NoError(t, err)
-	}
-	_, err = marks.Put(ctx, "id-written-before", []byte("written"))
-	require.NoError(t, err)
-	for _, key := range []string{"b1", "b2", "written-before", "b3"} {
-		publish(batch(key, 5))
-	}
-	garbage := nats.NewMsg(cfg.Subject)
+	c := newStreamCluster(t)
+	cluster := c.Cluster
+	c.seed()
+	garbage := nats.NewMsg(c.cfg.Subject)
 	garbage.Header.Set(nats.MsgIdHdr, "id-garbage")
 	garbage.Header.Set(telemetrystream.HeaderEncoding, "zstd")
 	garbage.Data = []byte("not zstd")
-	_, err = js.PublishMsg(ctx, garbage)
-	require.NoError(t, err)
+	c.publishMsg(garbage)
 
 	out := newLake()
 	out.drops = 1
@@ -318,7 +296,7 @@ func TestConsumerReportsItself(t *testing.T) {
 	out.hold = true
 	out.mu.Unlock()
 	for i := range 6 {
-		publish(batch(fmt.Sprintf("late%d", i), 3))
+		c.publish(batch(fmt.Sprintf("late%d", i), 3))
 	}
 	require.Eventually(t, func() bool {
 		fields = state()
@@ -342,7 +320,7 @@ func TestConsumerReportsItself(t *testing.T) {
 	cluster.Kill(2)
 	var acc testutil.Accumulator
 	start := time.Now()
-	err = s.Gather(&acc)
+	err := s.Gather(&acc)
 	require.Error(t, err)
 	require.Less(t, time.Since(start), stateTimeout+time.Second)
 	t.Logf("quorum lost: %v", err)
@@ -359,10 +337,7 @@ func TestConsumerReportsItself(t *testing.T) {
 // another already, fails once on a third and refuses a fourth; a fifth
 // message cannot be read. Its counters say so.
 func TestRelayReportsItself(t *testing.T) {
-	cluster := testnats.Start(t)
-	_, js := cluster.Connect()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	c := newStreamCluster(t)
 
 	var mu sync.Mutex
 	tries := map[string]int{}
@@ -386,26 +361,17 @@ func TestRelayReportsItself(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	cfg := telemetrystream.Config{Servers: cluster.URLs()}
-	cfg.SetDefaults()
-	_, err := cfg.EnsureStream(ctx, js)
-	require.NoError(t, err)
 	for _, key := range []string{"takes-it", "has-it", "flaky", "refused"} {
-		b := telemetrystream.Batch{ID: "id-" + key, Key: key, Metrics: []telegraf.Metric{
+		c.publish(telemetrystream.Batch{ID: "id-" + key, Key: key, Metrics: []telegraf.Metric{
 			stamped("tkgi-agent", "0123456789abcdef0123456789abcdef", "standard", map[string]any{"total": int64(1)}),
-		}}
-		msg, err := telemetrystream.Encode(cfg.Subject, b, 0)
-		require.NoError(t, err)
-		_, err = js.PublishMsg(ctx, msg)
-		require.NoError(t, err)
+		}})
 	}
-	garbage := nats.NewMsg(cfg.Subject)
+	garbage := nats.NewMsg(c.cfg.Subject)
 	garbage.Header.Set(nats.MsgIdHdr, "id-garbage")
 	garbage.Data = []byte("not line protocol")
-	_, err = js.PublishMsg(ctx, garbage)
-	require.NoError(t, err)
+	c.publishMsg(garbage)
 
-	s := newTestStream(t, cluster.URLs())
+	s := newTestStream(t, c.URLs())
 	s.Durable = "tkgi-relay"
 	s.Relay = &Relay{URL: upstream.URL + telemetry.DefaultPath}
 	require.NoError(t, s.Init())

@@ -12,6 +12,7 @@ import (
 	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/testutil"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -142,35 +143,67 @@ func batch(key string, n int) telemetrystream.Batch {
 	return b
 }
 
+// streamCluster is a real three-node cluster with the stream and the lake
+// bucket made, as the listener replicas and the consumer leave them.
+type streamCluster struct {
+	*testnats.Cluster
+	t     *testing.T
+	ctx   context.Context
+	js    jetstream.JetStream
+	cfg   telemetrystream.Config
+	marks jetstream.KeyValue
+}
+
+func newStreamCluster(t *testing.T) *streamCluster {
+	c := &streamCluster{Cluster: testnats.Start(t), t: t}
+	_, c.js = c.Connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	c.ctx = ctx
+	c.cfg = telemetrystream.Config{Servers: c.URLs()}
+	c.cfg.SetDefaults()
+	_, err := c.cfg.EnsureStream(ctx, c.js)
+	require.NoError(t, err)
+	c.marks, err = c.cfg.EnsureBucket(ctx, c.js, "TKGI_TELEMETRY_LAKE", "test", time.Hour)
+	require.NoError(t, err)
+	return c
+}
+
+// publish stores b as a listener replica does.
+func (c *streamCluster) publish(b telemetrystream.Batch) {
+	c.t.Helper()
+	msg, err := telemetrystream.Encode(c.cfg.Subject, b, 0)
+	require.NoError(c.t, err)
+	c.publishMsg(msg)
+}
+
+func (c *streamCluster) publishMsg(msg *nats.Msg) {
+	c.t.Helper()
+	_, err := c.js.PublishMsg(c.ctx, msg)
+	require.NoError(c.t, err)
+}
+
+// seed stores b1, b2 and b3 (5 metrics each) and written-before, whose
+// key the lake bucket holds (a crash after its write, before its
+// acknowledgement).
+func (c *streamCluster) seed() {
+	c.t.Helper()
+	_, err := c.marks.Put(c.ctx, "id-written-before", []byte("written"))
+	require.NoError(c.t, err)
+	for _, key := range []string{"b1", "b2", "written-before", "b3"} {
+		c.publish(batch(key, 5))
+	}
+}
+
 // The consumer on a real cluster: each batch reaches the outputs once and
 // is acknowledged; one the lake bucket says was written (a crash after the
 // write, before the acknowledgement) is acknowledged without a second
 // write; one the outputs dropped comes again; a restart resumes where the
 // durable consumer stood.
 func TestConsumerWritesEachBatchOnce(t *testing.T) {
-	cluster := testnats.Start(t)
-	_, js := cluster.Connect()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
-	cfg := telemetrystream.Config{Servers: cluster.URLs()}
-	cfg.SetDefaults()
-	_, err := cfg.EnsureStream(ctx, js)
-	require.NoError(t, err)
-	marks, err := cfg.EnsureBucket(ctx, js, "TKGI_TELEMETRY_LAKE", "test", time.Hour)
-	require.NoError(t, err)
-	publish := func(b telemetrystream.Batch) {
-		t.Helper()
-		msg, err := telemetrystream.Encode(cfg.Subject, b, 0)
-		require.NoError(t, err)
-		_, err = js.PublishMsg(ctx, msg)
-		require.NoError(t, err)
-	}
-	_, err = marks.Put(ctx, "id-written-before", []byte("written"))
-	require.NoError(t, err)
-	for _, key := range []string{"b1", "b2", "written-before", "b3"} {
-		publish(batch(key, 5))
-	}
+	c := newStreamCluster(t)
+	cluster, js, ctx, marks, publish := c.Cluster, c.js, c.ctx, c.marks, c.publish
+	c.seed()
 
 	start := func(l *lake) *Stream {
 		s := inputs.Inputs["vmware_telemetry_stream"]().(*Stream)
@@ -208,7 +241,7 @@ func TestConsumerWritesEachBatchOnce(t *testing.T) {
 		_, err := marks.Get(ctx, key)
 		require.NoError(t, err, "lake bucket marks %s written", key)
 	}
-	_, err = marks.Get(ctx, "id-never")
+	_, err := marks.Get(ctx, "id-never")
 	require.ErrorIs(t, err, jetstream.ErrKeyNotFound)
 }
 
@@ -217,19 +250,10 @@ func TestConsumerWritesEachBatchOnce(t *testing.T) {
 // waits for that, so those batches are marked and acknowledged before it
 // leaves, and its successor writes none of them again.
 func TestStopSettlesWhatTheOutputsHold(t *testing.T) {
-	cluster := testnats.Start(t)
-	_, js := cluster.Connect()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cfg := telemetrystream.Config{Servers: cluster.URLs()}
-	cfg.SetDefaults()
-	_, err := cfg.EnsureStream(ctx, js)
-	require.NoError(t, err)
+	c := newStreamCluster(t)
+	cluster, js, ctx := c.Cluster, c.js, c.ctx
 	for i := range 4 {
-		msg, err := telemetrystream.Encode(cfg.Subject, batch(fmt.Sprintf("s%d", i), 2), 0)
-		require.NoError(t, err)
-		_, err = js.PublishMsg(ctx, msg)
-		require.NoError(t, err)
+		c.publish(batch(fmt.Sprintf("s%d", i), 2))
 	}
 
 	out := newLake()
@@ -257,10 +281,8 @@ func TestStopSettlesWhatTheOutputsHold(t *testing.T) {
 		t.Fatal("Stop did not return once the outputs wrote")
 	}
 
-	marks, err := js.KeyValue(ctx, "TKGI_TELEMETRY_LAKE")
-	require.NoError(t, err)
 	for i := range 4 {
-		_, err := marks.Get(ctx, fmt.Sprintf("id-s%d", i))
+		_, err := c.marks.Get(ctx, fmt.Sprintf("id-s%d", i))
 		require.NoError(t, err, "batch s%d marked written", i)
 	}
 	cons, err := js.Consumer(ctx, telemetrystream.DefaultStream, "tkgi-lake")
