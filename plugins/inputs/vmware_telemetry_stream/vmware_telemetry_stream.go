@@ -131,9 +131,10 @@ func (s *Stream) Gather(acc telegraf.Accumulator) error {
 	return s.gatherState(acc)
 }
 
-// Stop ends consuming; batches handed to the outputs and not yet written
-// stay unacknowledged, and the stream delivers them again after ack_wait
-// (the lake bucket skips those that were written meanwhile).
+// Stop ends consuming, then waits (up to drainTimeout) for the outputs to
+// write the batches they hold and settles them; Telegraf keeps flushing
+// the outputs while the inputs stop. Batches still unwritten then stay
+// unacknowledged, and the stream delivers them again after ack_wait.
 func (s *Stream) Stop() {
 	if s.cancel != nil {
 		s.cancel()
