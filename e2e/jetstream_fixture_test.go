@@ -78,6 +78,27 @@ func (j *jetstreamFixture) lake(name string) *process {
 	return p
 }
 
+// lakeWith starts the lake consumer with extra variables and returns its
+// prometheus_client port too.
+func (j *jetstreamFixture) lakeWith(name string, extra ...string) (*process, int) {
+	metricsPort := freePort(j.t)
+	p := j.run(name, "lake-jetstream.conf", append([]string{fmt.Sprintf("TELEMETRY_METRICS_LISTEN=127.0.0.1:%d", metricsPort)}, extra...)...)
+	waitPort(j.t, metricsPort)
+	return p, metricsPort
+}
+
+// scrape reads a role's prometheus_client on port: each metric's samples
+// summed by name.
+func scrape(port int) (map[string]float64, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return sampleSums(resp.Body)
+}
+
 func (j *jetstreamFixture) lakeFile() string {
 	return filepath.Join(j.dir, "telemetry.jsonl")
 }

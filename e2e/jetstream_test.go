@@ -34,7 +34,10 @@ func TestJetStreamReplicasStoreEachBatchOnce(t *testing.T) {
 		replicas = append(replicas, p)
 		urls = append(urls, fmt.Sprintf("https://127.0.0.1:%d%s?_c=%s&_i=", port, telemetry.DefaultPath, collectorID))
 	}
-	consumer := j.lake("lake")
+	// Batches whose acknowledgement is lost with the killed NATS server
+	// come again after ack_wait: 20s rather than the shipped 2m keeps the
+	// test short.
+	consumer, _ := j.lakeWith("lake", "TELEMETRY_LAKE_ACK_WAIT=20s")
 
 	const (
 		agents          = 6

@@ -645,8 +645,14 @@ func scrapeIn(n *netns, addr string) (map[string]float64, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	return sampleSums(resp.Body)
+}
+
+// sampleSums reads the Prometheus text format: the sum of each metric's
+// samples by name.
+func sampleSums(r io.Reader) (map[string]float64, error) {
 	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()

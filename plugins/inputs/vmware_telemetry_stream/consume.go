@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -33,11 +34,19 @@ type consumer struct {
 	// go (acknowledging the first acknowledges both).
 	pending  map[telegraf.TrackingID]pendingBatch
 	inFlight map[string]bool
+	// drops counts the batches the outputs dropped since they last wrote
+	// one, so an overflow is told once, not for every batch.
+	drops atomic.Int64
 }
 
+// dropPause is how long a batch the outputs dropped (their buffer
+// overflowed) waits before it comes again.
+const dropPause = time.Second
+
 type pendingBatch struct {
-	id  string
-	msg jetstream.Msg
+	id      string
+	msg     jetstream.Msg
+	metrics int
 }
 
 // run sets the stream, consumer and bucket up (waiting for the engine if it
@@ -78,15 +87,27 @@ func (s *Stream) run(ctx context.Context, acc telegraf.TrackingAccumulator) {
 		pending:  map[telegraf.TrackingID]pendingBatch{},
 		inFlight: map[string]bool{},
 	}
+	// Settling outlives consuming: when the plugin stops, the outputs
+	// still hold batches, which Telegraf writes at their next flush while
+	// the inputs stop. Settling those before leaving keeps a restart from
+	// writing them a second time.
+	settleCtx, stopSettling := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c.deliveries(ctx)
+		c.deliveries(settleCtx)
 	}()
 	c.consume(ctx, cons)
+	c.drain(drainTimeout)
+	stopSettling()
 	wg.Wait()
 }
+
+// drainTimeout bounds the wait, when stopping, for the batches the outputs
+// hold: a flush or two of a working output. Outputs that fail keep theirs
+// unsettled, and the stream delivers them again after ack_wait.
+const drainTimeout = 10 * time.Second
 
 func (s *Stream) setup(ctx context.Context) (jetstream.Consumer, jetstream.KeyValue, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -147,6 +168,9 @@ func (c *consumer) consume(ctx context.Context, cons jetstream.Consumer) {
 		}
 		msg, err := iter.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+			// A message fetched but not handed over stays unacknowledged:
+			// the stream delivers it again, and it was written nowhere.
+			<-c.slots
 			return
 		}
 		if err != nil {
@@ -160,6 +184,27 @@ func (c *consumer) consume(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
+// drain waits until every batch handed to the outputs is settled (its
+// slot given back), or timeout.
+func (c *consumer) drain(timeout time.Duration) {
+	if len(c.slots) == 0 {
+		return
+	}
+	c.s.Log.Infof("Waiting up to %s for the outputs to write the %d batches they hold", timeout, len(c.slots))
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for len(c.slots) > 0 {
+		select {
+		case <-deadline.C:
+			c.s.Log.Warnf("Stopping with %d batches handed to the outputs and not yet written; the stream delivers them again after ack_wait", len(c.slots))
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // handle hands one message to the outputs; false when it did not (the
 // slot is the caller's to give back).
 func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) bool {
@@ -169,6 +214,7 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) bool {
 		// way and say so.
 		c.s.Log.Errorf("Dropping message %s: %v", msgRef(msg), err)
 		msg.Term() //nolint:errcheck // redelivered after ack_wait if lost
+		c.s.stats.messagesTerminated.Incr(1)
 		return false
 	}
 	if b.ID != "" {
@@ -185,17 +231,19 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) bool {
 		case err == nil:
 			c.s.Log.Debugf("Batch %s was written before; acknowledging it again", b.Key)
 			msg.Ack() //nolint:errcheck // redelivered and skipped again if lost
+			c.s.stats.batchesSkipped.Incr(1)
 			return false
 		case !errors.Is(err, jetstream.ErrKeyNotFound):
 			c.s.Log.Warnf("Cannot read lake bucket for batch %s: %v; delivering it later", b.Key, err)
 			msg.NakWithDelay(time.Second) //nolint:errcheck // redelivered after ack_wait if lost
+			c.s.stats.lakeBucketErrors.Incr(1)
 			return false
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id := c.acc.AddTrackingMetricGroup(b.Metrics)
-	c.pending[id] = pendingBatch{id: b.ID, msg: msg}
+	c.pending[id] = pendingBatch{id: b.ID, msg: msg, metrics: len(b.Metrics)}
 	if b.ID != "" {
 		c.inFlight[b.ID] = true
 	}
@@ -203,8 +251,15 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) bool {
 }
 
 // deliveries marks written batches in the lake bucket and acknowledges
-// them; a batch the outputs dropped is delivered again.
+// them; a batch the outputs dropped is delivered again. Each batch is
+// settled on its own goroutine (at most max_undelivered_batches, the
+// slots): one flush delivers many batches at once, and marking them one
+// after the other would keep the last ones written but unmarked, the
+// window in which a crash writes a batch twice, for the sum of the
+// others' round trips.
 func (c *consumer) deliveries(ctx context.Context) {
+	var settling sync.WaitGroup
+	defer settling.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -217,27 +272,48 @@ func (c *consumer) deliveries(ctx context.Context) {
 			if !ok {
 				continue
 			}
-			c.settle(ctx, p, info.Delivered())
-			c.mu.Lock()
-			delete(c.inFlight, p.id)
-			c.mu.Unlock()
-			<-c.slots
+			settling.Add(1)
+			go func() {
+				defer settling.Done()
+				c.settle(ctx, p, info.Delivered())
+				c.forget(p.id)
+				<-c.slots
+			}()
 		}
 	}
 }
 
 func (c *consumer) settle(ctx context.Context, p pendingBatch, delivered bool) {
 	if !delivered {
-		c.s.Log.Warnf("The outputs dropped message %s; it is delivered again", msgRef(p.msg))
-		p.msg.Nak() //nolint:errcheck // redelivered after ack_wait if lost
+		if c.drops.Add(1) == 1 {
+			c.s.Log.Warnf("The outputs dropped message %s (an output's buffer is full: see metric_buffer_limit and its write errors); it is delivered again in %s, and so are the next ones dropped", msgRef(p.msg), dropPause)
+		} else {
+			c.s.Log.Debugf("The outputs dropped message %s; it is delivered again in %s", msgRef(p.msg), dropPause)
+		}
+		// Its next delivery must not be taken for a copy of a batch
+		// still being written.
+		c.forget(p.id)
+		p.msg.NakWithDelay(dropPause) //nolint:errcheck // redelivered after ack_wait if lost
+		c.s.stats.droppedByOutputs.Incr(1)
+		// Keeping the slot as long slows the hand-over to what the outputs
+		// take, rather than pushing another batch out of their buffer.
+		select {
+		case <-ctx.Done():
+		case <-time.After(dropPause):
+		}
 		return
 	}
+	if n := c.drops.Swap(0); n > 0 {
+		c.s.Log.Infof("The outputs write again, after dropping %d batches (each delivered again)", n)
+	}
+	c.s.stats.written(p.metrics)
 	if p.id != "" {
 		putCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := c.lake.Put(putCtx, p.id, written)
 		cancel()
 		if err != nil {
 			c.s.Log.Warnf("Batch %s is written but not marked in the lake bucket: %v", p.id, err)
+			c.s.stats.lakeBucketErrors.Incr(1)
 		}
 	}
 	ackCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -245,6 +321,13 @@ func (c *consumer) settle(ctx context.Context, p pendingBatch, delivered bool) {
 	if err := p.msg.DoubleAck(ackCtx); err != nil {
 		c.s.Log.Warnf("Acknowledging message %s: %v; when delivered again the lake bucket skips it", msgRef(p.msg), err)
 	}
+}
+
+// forget ends a batch's time in flight.
+func (c *consumer) forget(id string) {
+	c.mu.Lock()
+	delete(c.inFlight, id)
+	c.mu.Unlock()
 }
 
 func msgRef(msg jetstream.Msg) string {

@@ -295,6 +295,7 @@ func (r *relayer) forward(ctx context.Context, msg jetstream.Msg, failures *int)
 	if err != nil {
 		s.Log.Errorf("Dropping message %s: %v", msgRef(msg), err)
 		msg.Term() //nolint:errcheck // redelivered after ack_wait if lost
+		s.stats.messagesTerminated.Incr(1)
 		return 0
 	}
 	start := time.Now()
@@ -309,6 +310,7 @@ func (r *relayer) forward(ctx context.Context, msg jetstream.Msg, failures *int)
 	switch {
 	case a.err == nil && outcome == telemetry.OutcomeAccepted:
 		*failures = 0
+		s.stats.relayed(a.duplicate)
 		ackCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := msg.DoubleAck(ackCtx); err != nil {
@@ -325,6 +327,7 @@ func (r *relayer) forward(ctx context.Context, msg jetstream.Msg, failures *int)
 		s.Log.Errorf("Dropping batch %s of %d metrics from %s/%s: the upstream answered %d: %s; it will never take it (%s)",
 			u.key, u.n, u.collector, u.instance, a.status, a.message, u.refusalHint())
 		msg.Term() //nolint:errcheck // redelivered after ack_wait if lost
+		s.stats.batchesRefused.Incr(1)
 		return 0
 	}
 	*failures++
@@ -342,6 +345,7 @@ func (r *relayer) forward(ctx context.Context, msg jetstream.Msg, failures *int)
 		s.Log.Debugf("Relaying batch %s failed again: %v; retrying in %s", u.key, reason, wait)
 	}
 	msg.NakWithDelay(wait) //nolint:errcheck // redelivered after ack_wait if lost
+	s.stats.relayFailures.Incr(1)
 	return wait
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/plugins/inputs"
+	"github.com/influxdata/telegraf/selfstat"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -39,8 +40,10 @@ type Stream struct {
 	MaxLineSize           config.Size     `toml:"max_line_size"`
 	Relay                 *Relay          `toml:"relay"`
 
-	Log telegraf.Logger `toml:"-"`
+	Log        telegraf.Logger     `toml:"-"`
+	Statistics *selfstat.Collector `toml:"-"`
 
+	stats   *stats
 	decoder *telemetrystream.Decoder
 	client  *http.Client
 	nc      *nats.Conn
@@ -86,7 +89,19 @@ func (s *Stream) Init() error {
 	if err != nil {
 		return fmt.Errorf("max_decompressed_size, max_line_size: %w", err)
 	}
+	if s.Statistics == nil {
+		s.Statistics = selfstat.NewCollector(nil)
+	}
+	s.stats = newStats(s.Statistics, s.mode(), s.Durable, s.Config.Stream)
 	return nil
+}
+
+// mode is "relay" with a relay table, else "lake".
+func (s *Stream) mode() string {
+	if s.Relay != nil {
+		return "relay"
+	}
+	return "lake"
 }
 
 func (s *Stream) Start(acc telegraf.Accumulator) error {
@@ -110,14 +125,16 @@ func (s *Stream) Start(acc telegraf.Accumulator) error {
 	return nil
 }
 
-// Gather does nothing: batches arrive from the stream.
-func (*Stream) Gather(telegraf.Accumulator) error {
-	return nil
+// Gather reports the durable consumer's state (state.go); the batches
+// themselves arrive from the stream.
+func (s *Stream) Gather(acc telegraf.Accumulator) error {
+	return s.gatherState(acc)
 }
 
-// Stop ends consuming; batches handed to the outputs and not yet written
-// stay unacknowledged, and the stream delivers them again after ack_wait
-// (the lake bucket skips those that were written meanwhile).
+// Stop ends consuming, then waits (up to drainTimeout) for the outputs to
+// write the batches they hold and settles them; Telegraf keeps flushing
+// the outputs while the inputs stop. Batches still unwritten then stay
+// unacknowledged, and the stream delivers them again after ack_wait.
 func (s *Stream) Stop() {
 	if s.cancel != nil {
 		s.cancel()

@@ -12,6 +12,7 @@ import (
 	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/testutil"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -50,13 +51,16 @@ func TestInit(t *testing.T) {
 }
 
 // lake stands in for Telegraf's outputs: it writes (accepts) every group
-// at once, or drops (rejects) the next `drops` groups.
+// at once, or drops (rejects) the next `drops` groups, or, while hold is
+// set, keeps them unwritten until release.
 type lake struct {
 	*testutil.Accumulator
 	delivered chan telegraf.DeliveryInfo
 
 	mu      sync.Mutex
 	drops   int
+	hold    bool
+	held    [][]telegraf.Metric
 	written []telegraf.Metric
 }
 
@@ -71,6 +75,11 @@ func (l *lake) Delivered() <-chan telegraf.DeliveryInfo { return l.delivered }
 func (l *lake) AddTrackingMetricGroup(group []telegraf.Metric) telegraf.TrackingID {
 	tracked, id := metric.WithGroupTracking(group, func(info telegraf.DeliveryInfo) { l.delivered <- info })
 	l.mu.Lock()
+	if l.hold {
+		l.held = append(l.held, tracked)
+		l.mu.Unlock()
+		return id
+	}
 	drop := l.drops > 0
 	if drop {
 		l.drops--
@@ -86,6 +95,29 @@ func (l *lake) AddTrackingMetricGroup(group []telegraf.Metric) telegraf.Tracking
 		}
 	}
 	return id
+}
+
+// release writes the groups held and stops holding.
+func (l *lake) release() {
+	l.mu.Lock()
+	held := l.held
+	l.hold, l.held = false, nil
+	for _, group := range held {
+		l.written = append(l.written, group...)
+	}
+	l.mu.Unlock()
+	for _, group := range held {
+		for _, m := range group {
+			m.Accept()
+		}
+	}
+}
+
+// holding is the number of groups held.
+func (l *lake) holding() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.held)
 }
 
 // perBatch counts the written metrics by batch_key.
@@ -111,35 +143,67 @@ func batch(key string, n int) telemetrystream.Batch {
 	return b
 }
 
+// streamCluster is a real three-node cluster with the stream and the lake
+// bucket made, as the listener replicas and the consumer leave them.
+type streamCluster struct {
+	*testnats.Cluster
+	t     *testing.T
+	ctx   context.Context
+	js    jetstream.JetStream
+	cfg   telemetrystream.Config
+	marks jetstream.KeyValue
+}
+
+func newStreamCluster(t *testing.T) *streamCluster {
+	c := &streamCluster{Cluster: testnats.Start(t), t: t}
+	_, c.js = c.Connect()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	c.ctx = ctx
+	c.cfg = telemetrystream.Config{Servers: c.URLs()}
+	c.cfg.SetDefaults()
+	_, err := c.cfg.EnsureStream(ctx, c.js)
+	require.NoError(t, err)
+	c.marks, err = c.cfg.EnsureBucket(ctx, c.js, "TKGI_TELEMETRY_LAKE", "test", time.Hour)
+	require.NoError(t, err)
+	return c
+}
+
+// publish stores b as a listener replica does.
+func (c *streamCluster) publish(b telemetrystream.Batch) {
+	c.t.Helper()
+	msg, err := telemetrystream.Encode(c.cfg.Subject, b, 0)
+	require.NoError(c.t, err)
+	c.publishMsg(msg)
+}
+
+func (c *streamCluster) publishMsg(msg *nats.Msg) {
+	c.t.Helper()
+	_, err := c.js.PublishMsg(c.ctx, msg)
+	require.NoError(c.t, err)
+}
+
+// seed stores b1, b2 and b3 (5 metrics each) and written-before, whose
+// key the lake bucket holds (a crash after its write, before its
+// acknowledgement).
+func (c *streamCluster) seed() {
+	c.t.Helper()
+	_, err := c.marks.Put(c.ctx, "id-written-before", []byte("written"))
+	require.NoError(c.t, err)
+	for _, key := range []string{"b1", "b2", "written-before", "b3"} {
+		c.publish(batch(key, 5))
+	}
+}
+
 // The consumer on a real cluster: each batch reaches the outputs once and
 // is acknowledged; one the lake bucket says was written (a crash after the
 // write, before the acknowledgement) is acknowledged without a second
 // write; one the outputs dropped comes again; a restart resumes where the
 // durable consumer stood.
 func TestConsumerWritesEachBatchOnce(t *testing.T) {
-	cluster := testnats.Start(t)
-	_, js := cluster.Connect()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
-	cfg := telemetrystream.Config{Servers: cluster.URLs()}
-	cfg.SetDefaults()
-	_, err := cfg.EnsureStream(ctx, js)
-	require.NoError(t, err)
-	marks, err := cfg.EnsureBucket(ctx, js, "TKGI_TELEMETRY_LAKE", "test", time.Hour)
-	require.NoError(t, err)
-	publish := func(b telemetrystream.Batch) {
-		t.Helper()
-		msg, err := telemetrystream.Encode(cfg.Subject, b, 0)
-		require.NoError(t, err)
-		_, err = js.PublishMsg(ctx, msg)
-		require.NoError(t, err)
-	}
-	_, err = marks.Put(ctx, "id-written-before", []byte("written"))
-	require.NoError(t, err)
-	for _, key := range []string{"b1", "b2", "written-before", "b3"} {
-		publish(batch(key, 5))
-	}
+	c := newStreamCluster(t)
+	cluster, js, ctx, marks, publish := c.Cluster, c.js, c.ctx, c.marks, c.publish
+	c.seed()
 
 	start := func(l *lake) *Stream {
 		s := inputs.Inputs["vmware_telemetry_stream"]().(*Stream)
@@ -177,6 +241,55 @@ func TestConsumerWritesEachBatchOnce(t *testing.T) {
 		_, err := marks.Get(ctx, key)
 		require.NoError(t, err, "lake bucket marks %s written", key)
 	}
-	_, err = marks.Get(ctx, "id-never")
+	_, err := marks.Get(ctx, "id-never")
 	require.ErrorIs(t, err, jetstream.ErrKeyNotFound)
+}
+
+// Stopping (SIGTERM, a rolling update) while the outputs hold batches:
+// Telegraf flushes the outputs while the inputs stop, and the consumer
+// waits for that, so those batches are marked and acknowledged before it
+// leaves, and its successor writes none of them again.
+func TestStopSettlesWhatTheOutputsHold(t *testing.T) {
+	c := newStreamCluster(t)
+	cluster, js, ctx := c.Cluster, c.js, c.ctx
+	for i := range 4 {
+		c.publish(batch(fmt.Sprintf("s%d", i), 2))
+	}
+
+	out := newLake()
+	out.hold = true
+	s := newTestStream(t, cluster.URLs())
+	s.MaxUndeliveredBatches = 4
+	require.NoError(t, s.Init())
+	require.NoError(t, s.Start(out))
+	require.Eventually(t, func() bool { return out.holding() == 4 }, time.Minute, 50*time.Millisecond)
+
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		s.Stop()
+	}()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while the outputs held batches")
+	case <-time.After(300 * time.Millisecond):
+	}
+	out.release() // the outputs' last flush
+	select {
+	case <-stopped:
+	case <-time.After(drainTimeout):
+		t.Fatal("Stop did not return once the outputs wrote")
+	}
+
+	for i := range 4 {
+		_, err := c.marks.Get(ctx, fmt.Sprintf("id-s%d", i))
+		require.NoError(t, err, "batch s%d marked written", i)
+	}
+	cons, err := js.Consumer(ctx, telemetrystream.DefaultStream, "tkgi-lake")
+	require.NoError(t, err)
+	info, err := cons.Info(ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.NumAckPending, "every batch acknowledged before Stop returned")
+	require.Zero(t, info.NumPending)
+	require.Equal(t, map[string]int64{"batches_written": 4, "metrics_written": 8}, s.stats.counters())
 }
