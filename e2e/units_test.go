@@ -13,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
-	"github.com/telegraf-tkgi/telegraf-tkgi/internal/nodebatch"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testbin"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testnats"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testpki"
@@ -103,22 +101,10 @@ func TestJetStreamUnitsStoreAndRelay(t *testing.T) {
 		TLSClientConfig: &tls.Config{RootCAs: pki.Pool, ServerName: installation, MinVersion: tls.VersionTLS12},
 		DialContext:     func(context.Context, string, string) (net.Conn, error) { return replicaNS.dial("127.0.0.1:8443") },
 	}}
-	enc, err := zstd.NewWriter(nil)
-	require.NoError(t, err)
-	batchOf := map[string]string{}
-	for a := range agents {
-		instance := fmt.Sprintf("%0*x", telemetry.InstanceIDLength, 3000+a)
-		clusterUID := nodebatch.Pseudonym(uint64(3000 + a))
-		for b := range batchesPerAgent {
-			key := fmt.Sprintf("unit-agent%d-batch%d", a, b)
-			node := func(i int) string { return nodebatch.Pseudonym(uint64(a*100000 + b*100 + i + 1)) }
-			for i := range metricsPerBatch {
-				batchOf[node(i)] = key
-			}
-			url := fmt.Sprintf("https://%s:8443%s?_c=%s&_i=%s", installation, telemetry.DefaultPath, collectorID, instance)
-			body := enc.EncodeAll(nodebatch.Lines(clusterUID, node, b, metricsPerBatch), nil)
-			require.Equal(t, http.StatusCreated, postBatch(client, url, agentToken, key, body), "batch %s:\n%s", key, tail(replicaProc.logText(), 20))
-		}
+	rb := newRelayBatches(t, agents, batchesPerAgent, metricsPerBatch)
+	for _, key := range rb.keys {
+		url := fmt.Sprintf("https://%s:8443%s?_c=%s&_i=%s", installation, telemetry.DefaultPath, collectorID, rb.instances[key])
+		require.Equal(t, http.StatusCreated, postBatch(client, url, agentToken, key, rb.bodies[key]), "batch %s:\n%s", key, tail(replicaProc.logText(), 20))
 	}
 	total := agents * batchesPerAgent * metricsPerBatch
 
@@ -145,15 +131,9 @@ func TestJetStreamUnitsStoreAndRelay(t *testing.T) {
 	for key, n := range perKey {
 		require.Equal(t, metricsPerBatch, n, "batch %s in the lake", key)
 	}
-	// Upstream: every node series once (its records carry no batch key).
-	series := map[string]int{}
-	for _, m := range readLake(t, upFile) {
-		series[m.Tags["node"]]++
-	}
-	require.Len(t, series, total)
-	for node, n := range series {
-		require.Equal(t, 1, n, "node series %s (batch %s) upstream", node, batchOf[node])
-	}
+	// Upstream: every batch once, counted by its node series (the
+	// upstream's records carry no batch key).
+	rb.requireOnce(t, upFile)
 	st, err := os.Stat(lakeFile)
 	require.NoError(t, err)
 	require.Equal(t, uint32(serverUID), st.Sys().(*syscall.Stat_t).Uid, "the lake is written by the service's user")
