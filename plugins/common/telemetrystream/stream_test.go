@@ -3,10 +3,12 @@ package telemetrystream
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/testutil"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -106,4 +108,43 @@ func TestValidateLimits(t *testing.T) {
 			require.ErrorContains(t, err, tt.wantErr)
 		})
 	}
+}
+
+// Three replicas starting together each set the stream and a bucket up, in
+// short tries as the listener does: all are ready within a few tries. (A
+// replicated stream's or bucket's concurrent creates and updates can stall
+// until their timeout; an existing one as wanted is not updated again.)
+func TestEnsureConcurrently(t *testing.T) {
+	cluster := testnats.Start(t)
+	start := time.Now()
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			c := Config{Servers: cluster.URLs()}
+			c.SetDefaults()
+			nc, js, err := c.Connect("replica", testutil.Logger{Quiet: true})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer nc.Close()
+			for tries := 1; ; tries++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := c.EnsureStream(ctx, js)
+				if err == nil {
+					_, err = c.EnsureBucket(ctx, js, "TKGI_TEST_KEYS", "test keys", time.Hour)
+				}
+				cancel()
+				if err == nil || tries == 5 {
+					errs <- err
+					return
+				}
+				time.Sleep(time.Second + rand.N(time.Second))
+			}
+		}()
+	}
+	for range 3 {
+		require.NoError(t, <-errs)
+	}
+	t.Logf("three replicas set up in %s", time.Since(start).Round(time.Millisecond))
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -178,11 +179,27 @@ func (c *Config) EnsureStream(ctx context.Context, js jetstream.JetStream) (jets
 	if err != nil {
 		return nil, fmt.Errorf("reading stream %q failed: %w", c.Stream, err)
 	}
-	s, err = js.UpdateStream(ctx, c.streamConfig(s.CachedInfo().Config))
+	cur := s.CachedInfo().Config
+	want := c.streamConfig(cur)
+	if sameOwned(cur, want) {
+		// Nothing to change: replicas starting together do not all
+		// update it (concurrent updates of a replicated stream can stall
+		// until their timeout).
+		return s, nil
+	}
+	s, err = js.UpdateStream(ctx, want)
 	if err != nil {
 		return nil, fmt.Errorf("updating stream %q (%d replicas) failed: %w", c.Stream, c.Replicas, err)
 	}
 	return s, nil
+}
+
+// sameOwned reports whether the settings this package owns are as wanted.
+func sameOwned(cur, want jetstream.StreamConfig) bool {
+	return cur.Description == want.Description && slices.Equal(cur.Subjects, want.Subjects) &&
+		cur.Storage == want.Storage && cur.Replicas == want.Replicas && cur.Duplicates == want.Duplicates &&
+		cur.Retention == want.Retention && cur.Discard == want.Discard &&
+		cur.MaxAge == want.MaxAge && cur.MaxBytes == want.MaxBytes
 }
 
 // streamConfig is cur with the settings this package owns.
@@ -226,6 +243,17 @@ func StreamFull(err error) bool {
 // EnsureBucket creates a key-value bucket whose keys live ttl, replicated
 // like the stream.
 func (c *Config) EnsureBucket(ctx context.Context, js jetstream.JetStream, bucket, what string, ttl time.Duration) (jetstream.KeyValue, error) {
+	// An existing bucket as wanted is used as is: replicas starting
+	// together do not all update it.
+	if kv, err := js.KeyValue(ctx, bucket); err == nil {
+		if st, err := kv.Status(ctx); err == nil && st.TTL() == ttl && st.History() == 1 {
+			if info, ok := st.(*jetstream.KeyValueBucketStatus); !ok || info.StreamInfo().Config.Replicas == c.Replicas {
+				return kv, nil
+			}
+		}
+	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("reading key-value bucket %q (%s) failed: %w", bucket, what, err)
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      bucket,
 		Description: what,

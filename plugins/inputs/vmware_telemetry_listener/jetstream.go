@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"strconv"
@@ -75,6 +76,8 @@ type streamBackend struct {
 
 	mu sync.Mutex
 	kv jetstream.KeyValue
+	// settingUp is closed when the setup in progress ends.
+	settingUp chan struct{}
 	// down: the operator was told the engine fails; told again once it
 	// works, so an outage is two log lines, not one per request.
 	down atomic.Bool
@@ -139,7 +142,9 @@ func newStreamBackend(cfg *JetStream, window, lease time.Duration, log telegraf.
 // lost, creating them can take the stream's leader election).
 func (b *streamBackend) prepare(ctx context.Context) {
 	for {
-		try, cancel := context.WithTimeout(ctx, 10*time.Second)
+		// Short tries, spaced at random: replicas starting together
+		// then find the stream and bucket their first tries created.
+		try, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := b.bucket(try)
 		cancel()
 		if err == nil || ctx.Err() != nil {
@@ -149,7 +154,7 @@ func (b *streamBackend) prepare(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(2 * time.Second):
+		case <-time.After(time.Second + rand.N(time.Second)):
 		}
 	}
 }
@@ -157,11 +162,39 @@ func (b *streamBackend) prepare(ctx context.Context) {
 // bucket creates the stream and the bucket on first use, so the listener
 // starts while NATS is down and serves once it is up.
 func (b *streamBackend) bucket(ctx context.Context) (jetstream.KeyValue, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.kv != nil {
-		return b.kv, nil
+	for {
+		b.mu.Lock()
+		if b.kv != nil {
+			kv := b.kv
+			b.mu.Unlock()
+			return kv, nil
+		}
+		if wait := b.settingUp; wait != nil {
+			// Another request (or prepare) is setting up: wait for it,
+			// as long as this request may.
+			b.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("waiting for the stream's setup: %w", ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		b.settingUp = done
+		b.mu.Unlock()
+
+		kv, err := b.setup(ctx)
+		b.mu.Lock()
+		b.kv = kv
+		b.settingUp = nil
+		b.mu.Unlock()
+		close(done)
+		return kv, err
 	}
+}
+
+func (b *streamBackend) setup(ctx context.Context) (jetstream.KeyValue, error) {
 	if _, err := b.cfg.EnsureStream(ctx, b.js); err != nil {
 		return nil, err
 	}
@@ -170,7 +203,6 @@ func (b *streamBackend) bucket(ctx context.Context) (jetstream.KeyValue, error) 
 		return nil, err
 	}
 	b.log.Infof("Storing batches in JetStream stream %q (%d replicas), batch keys in bucket %q", b.cfg.Stream, b.cfg.Replicas, b.cfg.DedupBucket)
-	b.kv = kv
 	return kv, nil
 }
 
