@@ -152,7 +152,9 @@ func (c *churn) cleanup() error {
 		core.ConfigMaps(c.ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}),
 		core.ServiceAccounts(c.ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}),
 	}
-	for i := int64(0); i < c.nsCreated.Load(); i++ {
+	// One more than counted: a create cancelled by the stop may have
+	// reached the API server without its answer reaching the churn.
+	for i := int64(0); i <= c.nsCreated.Load(); i++ {
 		errs = append(errs, removeNamespace(ctx, c.kube, fmt.Sprintf("%s-%d", c.ns, i)))
 	}
 	errs = append(errs, removeNamespace(ctx, c.kube, c.ns))
