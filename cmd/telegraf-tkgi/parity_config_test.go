@@ -24,6 +24,7 @@ type configServer struct {
 	modified time.Time
 	failures int
 	gets     int
+	requests int
 }
 
 func newConfigServer(t *testing.T, body string, failures int) *configServer {
@@ -32,6 +33,7 @@ func newConfigServer(t *testing.T, body string, failures int) *configServer {
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		s.requests++
 		if r.Method == http.MethodGet {
 			s.gets++
 			if s.gets <= s.failures {
@@ -58,6 +60,12 @@ func (s *configServer) failFromNow() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failures = 1 << 30
+}
+
+func (s *configServer) requestCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
 }
 
 func (s *configServer) getCount() int {
@@ -145,6 +153,10 @@ func TestConfigURLWatchInterval(t *testing.T) {
 			srv := newConfigServer(t, fileOutputConfig(out, "1")+"[[inputs.mem]]\n", 0)
 			p := startProcess(t, f.binary, nil, "--config", srv.URL+"/telegraf.conf", "--config-url-watch-interval", "200ms")
 			waitMetric(t, out, "generation=1", 30*time.Second)
+			// The watcher's first check is its baseline (upstream's too):
+			// a change before it would never be seen as one.
+			require.Eventually(t, func() bool { return srv.requestCount() >= 2 }, 30*time.Second, 20*time.Millisecond,
+				"the watcher never checked the URL")
 			srv.set(fileOutputConfig(out, "2") + "[[inputs.mem]]\n")
 			waitMetric(t, out, "generation=2", 30*time.Second)
 			require.Equal(t, 1, strings.Count(p.logText(), f.reloaded))
