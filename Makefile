@@ -25,7 +25,7 @@ LDFLAGS  := -s -w \
 export CGO_ENABLED = 0
 export GOFLAGS     = -buildvcs=false
 
-.PHONY: all build demo test test-deps test-kubeseed lint clean image image-container dropin-compare fuzz \
+.PHONY: all build demo test test-deps test-kubeseed test-nats-debian lint clean image image-container dropin-compare fuzz \
 	bench-binary bench-kube-telemetry bench-telemetry-output bench-listener bench-listener-hostile \
 	kube-up kube-down kube-smoke dictionary
 
@@ -42,18 +42,33 @@ demo: build
 
 # Every test: Go unit and integration tests against the built binary (each
 # package that needs a kube-apiserver starts its own from scripts/), the
-# seeder's tests (own module), the hostile clients against the server role
-# at a small size (the embedded store, then a JetStream replica), then the
-# drop-in comparison with upstream.
+# seeder's tests (own module), the JetStream tests again on Debian's
+# nats-server, the hostile clients against the server role at a small size
+# (the embedded store, then a JetStream replica), then the drop-in
+# comparison with upstream.
 test: test-deps build
 	TELEGRAF_TKGI_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 60m ./...
 	$(MAKE) --no-print-directory test-kubeseed
+	$(MAKE) --no-print-directory test-nats-debian
 	scripts/hostile-listener.sh $(BIN) -size small
 	scripts/hostile-listener.sh $(BIN) -size small -jetstream
 	CACHE=$(CACHE) scripts/dropin-compare.sh $(BIN)
 
 test-kubeseed:
 	cd scripts/kube-apiserver && GOWORK=off $(GO) test -count=1 ./cmd/kubeseed
+
+# The JetStream tests (the engine's packages whole, the shipped NATS config,
+# the e2e runs of replicas, lake, relay and units) on Debian bookworm's
+# nats-server 2.9.10, the oldest version tested; ./... above ran
+# them on the version in go.mod.
+NATS_DEBIAN ?= /usr/sbin/nats-server
+test-nats-debian:
+	@$(NATS_DEBIAN) --version
+	NATS_SERVER=$(NATS_DEBIAN) $(GO) test -count=1 -timeout 20m ./internal/testnats \
+		./plugins/common/telemetrystream ./plugins/inputs/vmware_telemetry_listener \
+		./plugins/inputs/vmware_telemetry_stream
+	NATS_SERVER=$(NATS_DEBIAN) TELEGRAF_TKGI_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m \
+		-run 'NATSServerConf|^TestJetStream|^TestRelay|Replicas' ./configs ./e2e
 
 # System packages the tests use (installed only when missing), and
 # nats-server built into the user cache for the JetStream tests.

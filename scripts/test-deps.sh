@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests run for real: tinyproxy (proxy
-# tests), prometheus and influxdb (end-to-end with the stock outputs), plus
+# tests), prometheus and influxdb (end-to-end with the stock outputs),
+# nats-server (the JetStream tests run a second time on Debian's build), plus
 # the tools the scripts use: openssl, curl, jq, GNU time (benchmarks),
 # util-linux (flock; unshare, nsenter and setpriv for the shipped-pair e2e
 # test's namespaces), iproute2 (ip) and systemd (systemd-analyze verifies the
@@ -14,7 +15,7 @@ if ! command -v kubectl >/dev/null; then
   exit 1
 fi
 
-want=(openssl curl jq time procps util-linux iproute2 systemd tinyproxy prometheus influxdb)
+want=(openssl curl jq time procps util-linux iproute2 systemd tinyproxy prometheus influxdb nats-server)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
