@@ -46,14 +46,17 @@ type relayRig struct {
 	upDir, upConf                  string
 }
 
-func newRelayRig(t *testing.T) *relayRig {
+// newRelayRig starts the installation's server; upstream lines are added
+// to the upstream listener's settings (a smaller limit, say).
+func newRelayRig(t *testing.T, upstream ...string) *relayRig {
 	r := &relayRig{jetstreamFixture: newJetStreamFixture(t, relayAgentToken, relayEventsToken)}
 	r.installPort, r.upPort, r.upMetrics = freePort(t), freePort(t), freePort(t)
 	r.upDir = filepath.Join(r.dir, "upstream")
 	require.NoError(t, os.MkdirAll(r.upDir, 0o700))
 	shipped, err := os.ReadFile(filepath.Join(r.root, "configs", "server.conf"))
 	require.NoError(t, err)
-	conf := strings.Replace(string(shipped), `service_address = ":8443"`, fmt.Sprintf(`service_address = "127.0.0.1:%d"`, r.upPort), 1)
+	conf := strings.Replace(string(shipped), `service_address = ":8443"`,
+		fmt.Sprintf("service_address = \"127.0.0.1:%d\"\n%s", r.upPort, strings.Join(upstream, "\n")), 1)
 	conf = strings.Replace(conf, `listen = ":9273"`, fmt.Sprintf(`listen = "127.0.0.1:%d"`, r.upMetrics), 1)
 	require.NotEqual(t, string(shipped), conf)
 	r.upConf = filepath.Join(r.dir, "upstream.conf")
@@ -474,4 +477,36 @@ func TestRelayRetriesUpstream503s(t *testing.T) {
 	require.Positive(t, lost, "tries stored with their answer lost")
 	require.Regexp(t, `Relaying batch \S+ failed: the upstream answered 503: .*; keeping it in the stream, retrying in 1s`, relay.logText(),
 		"the operator-facing warning")
+}
+
+// An upstream whose limit is smaller than the installation's: it answers
+// 413 to the batches and event requests as the agents sent them, and the
+// relay sends them in halves (derived keys) until the parts fit; every
+// metric and event is in the upstream lake exactly once.
+func TestRelaySplitsWhatTheUpstreamFindsTooLarge(t *testing.T) {
+	r := newRelayRig(t, "  max_batch_metrics = 4")
+	r.startUpstream("upstream")
+	direct := []string{"TELEMETRY_PROXY_URL=", "HTTPS_PROXY=", "https_proxy=", "NO_PROXY=127.0.0.1", "no_proxy=127.0.0.1"}
+	relay := r.startRelay("relay", fmt.Sprintf("https://127.0.0.1:%d", r.upPort), direct...)
+
+	batches := newRelayBatches(t, 2, 4, 10)
+	events := newPlatformEvents(t, "platform", 2, 6)
+	client := r.client(2)
+	batches.post(r, client, batches.keys)
+	events.post(r, client, events.keys)
+
+	lake := r.upstreamLake()
+	require.Eventually(t, func() bool {
+		return batches.complete(batches.count(t, lake)) && len(events.records(t, lake)) >= len(events.want)
+	}, 45*time.Second, 200*time.Millisecond, "every batch and event reaches the upstream lake")
+	time.Sleep(2 * time.Second) // a second copy would land within the lake's flush_interval
+	batches.requireOnce(t, lake)
+	events.requireOnce(t, lake)
+
+	// Each batch of 10 was halved three times (10, then both 5s) into parts
+	// of 2 and 3 metrics, each under a key of its own; each event request
+	// of 6 once, into two of 3.
+	halvings := strings.Count(relay.logText(), "is too large for the upstream (413): relaying it in halves")
+	require.Equal(t, len(batches.keys)*3+len(events.keys), halvings, "the halvings")
+	require.NotContains(t, relay.logText(), "Dropping")
 }

@@ -3,6 +3,8 @@ package vmware_telemetry_stream
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +27,8 @@ import (
 // vendor's) instead of this process's outputs: the installation's server
 // keeps its own lake through a second consumer, and the upstream receives
 // each batch as the agent sent it, under the agent's Idempotency-Key, so
-// its de-duplication stores it once however often the relay retries.
+// its de-duplication stores it once however often the relay retries (in
+// halves under derived keys when it is too large for the upstream).
 // Platform events go to the upstream's events endpoint, with its events
 // token, as the platform API posted them; without events_url they stay
 // with the installation.
@@ -274,10 +277,12 @@ func (s *Stream) relay(ctx context.Context, cons jetstream.Consumer) {
 }
 
 // forward relays one message and settles it: acknowledged once the
-// upstream stored it (201) or had it (200 duplicate); terminated when the
-// upstream calls the batch itself invalid (400, 422) or it cannot be read;
-// otherwise delivered again later, and the worker waits as long. failures
-// counts this worker's consecutive failures, for the backoff.
+// upstream stored it (201) or had it (200 duplicate); a batch too large
+// for the upstream (413) is sent in halves, down to single metrics (see
+// halves); terminated when the upstream calls the whole batch invalid
+// (400, 422, or 413 for its one metric) or it cannot be read; otherwise
+// delivered again later, and the worker waits as long. failures counts
+// this worker's consecutive failures, for the backoff.
 func (r *relayer) forward(ctx context.Context, msg jetstream.Msg, failures *int) time.Duration {
 	s := r.s
 	b, err := s.decoder.Decode(msg.Headers(), msg.Data())
@@ -298,55 +303,111 @@ func (r *relayer) forward(ctx context.Context, msg jetstream.Msg, failures *int)
 		s.stats.messagesTerminated.Incr(1)
 		return 0
 	}
-	start := time.Now()
-	a := r.post(ctx, u)
-	if ctx.Err() != nil {
-		return 0 // stopping: the message comes again after ack_wait
-	}
-	outcome := telemetry.OutcomeRetry
-	if a.err == nil {
-		outcome = telemetry.Classify(a.status)
-	}
-	switch {
-	case a.err == nil && outcome == telemetry.OutcomeAccepted:
-		*failures = 0
-		s.stats.relayed(a.duplicate)
-		ackCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := msg.DoubleAck(ackCtx); err != nil {
-			s.Log.Warnf("Acknowledging message %s: %v; relayed again, the upstream answers duplicate", msgRef(msg), err)
+	// parts is what is left to post, in order; the first, the whole batch,
+	// is encoded already.
+	parts, encoded, relayed := []telemetrystream.Batch{b}, true, 0
+	for len(parts) > 0 {
+		part := parts[0]
+		if !encoded {
+			// A half: its metrics were read with the whole batch, so
+			// encoding them cannot fail.
+			if u, err = unstamp(part); err != nil {
+				s.Log.Errorf("Dropping part %s of message %s: %v", part.Key, msgRef(msg), err)
+				parts = parts[1:]
+				continue
+			}
 		}
-		dup := ""
-		if a.duplicate {
-			dup = " (duplicate: the upstream had it)"
+		encoded = false
+		start := time.Now()
+		a := r.post(ctx, u)
+		if ctx.Err() != nil {
+			return 0 // stopping: the message comes again after ack_wait
 		}
-		s.Log.Debugf("Relayed batch %s: %d metrics from %s/%s, status %d in %s%s",
-			u.key, u.n, u.collector, u.instance, a.status, time.Since(start).Round(time.Millisecond), dup)
-		return 0
-	case a.err == nil && (a.status == http.StatusBadRequest || a.status == http.StatusUnprocessableEntity):
-		s.Log.Errorf("Dropping batch %s of %d metrics from %s/%s: the upstream answered %d: %s; it will never take it (%s)",
-			u.key, u.n, u.collector, u.instance, a.status, a.message, u.refusalHint())
+		outcome := telemetry.OutcomeRetry
+		if a.err == nil {
+			outcome = telemetry.Classify(a.status)
+		}
+		switch {
+		case a.err == nil && outcome == telemetry.OutcomeAccepted:
+			relayed++
+			s.stats.relayed(a.duplicate)
+			dup := ""
+			if a.duplicate {
+				dup = " (duplicate: the upstream had it)"
+			}
+			s.Log.Debugf("Relayed batch %s: %d metrics from %s/%s, status %d in %s%s",
+				u.key, u.n, u.collector, u.instance, a.status, time.Since(start).Round(time.Millisecond), dup)
+			parts = parts[1:]
+			continue
+		case a.err == nil && outcome == telemetry.OutcomeSplit && len(part.Metrics) > 1:
+			h1, h2 := halves(part)
+			s.Log.Infof("Batch %s of %d metrics (%d bytes zstd) is too large for the upstream (413): relaying it in halves %s and %s",
+				u.key, u.n, len(u.body), h1.Key, h2.Key)
+			parts = append([]telemetrystream.Batch{h1, h2}, parts[1:]...)
+			continue
+		case a.err == nil && (outcome == telemetry.OutcomeSplit || a.status == http.StatusBadRequest || a.status == http.StatusUnprocessableEntity):
+			hint := u.refusalHint()
+			if outcome == telemetry.OutcomeSplit {
+				hint = "its one metric is over the upstream's size limit"
+			}
+			s.Log.Errorf("Dropping batch %s of %d metrics from %s/%s: the upstream answered %d: %s; it will never take it (%s)",
+				u.key, u.n, u.collector, u.instance, a.status, a.message, hint)
+			s.stats.batchesRefused.Incr(1)
+			parts = parts[1:]
+			continue
+		}
+		*failures++
+		wait := backoff(*failures, time.Duration(s.Relay.MaxBackoff))
+		if a.hasRetry {
+			wait = min(max(a.retryAfter, time.Second), time.Duration(s.Relay.MaxBackoff))
+		}
+		reason := a.err
+		if reason == nil {
+			reason = fmt.Errorf("the upstream answered %d: %s", a.status, a.message)
+		}
+		if *failures == 1 {
+			s.Log.Warnf("Relaying batch %s failed: %v; keeping it in the stream, retrying in %s", u.key, reason, wait)
+		} else {
+			s.Log.Debugf("Relaying batch %s failed again: %v; retrying in %s", u.key, reason, wait)
+		}
+		// The parts relayed so far are answered duplicate next time.
+		msg.NakWithDelay(wait) //nolint:errcheck // redelivered after ack_wait if lost
+		s.stats.relayFailures.Incr(1)
+		return wait
+	}
+	*failures = 0
+	if relayed == 0 {
 		msg.Term() //nolint:errcheck // redelivered after ack_wait if lost
-		s.stats.batchesRefused.Incr(1)
 		return 0
 	}
-	*failures++
-	wait := backoff(*failures, time.Duration(s.Relay.MaxBackoff))
-	if a.hasRetry {
-		wait = min(max(a.retryAfter, time.Second), time.Duration(s.Relay.MaxBackoff))
+	ackCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(ackCtx); err != nil {
+		s.Log.Warnf("Acknowledging message %s: %v; relayed again, the upstream answers duplicate", msgRef(msg), err)
 	}
-	reason := a.err
-	if reason == nil {
-		reason = fmt.Errorf("the upstream answered %d: %s", a.status, a.message)
+	return 0
+}
+
+// halves splits a batch the upstream answered 413. Each half's key derives
+// from the batch's key and which half it is, and the split always falls
+// at the same metric, so a redelivered message is cut into the same keyed
+// parts and the upstream stores each part once. (A batch sent without a
+// key has halves without one.)
+func halves(b telemetrystream.Batch) (telemetrystream.Batch, telemetrystream.Batch) {
+	n := len(b.Metrics) / 2
+	h1, h2 := b, b
+	h1.Metrics, h2.Metrics = b.Metrics[:n], b.Metrics[n:]
+	h1.Key, h2.Key = halfKey(b.Key, 1), halfKey(b.Key, 2)
+	return h1, h2
+}
+
+// halfKey is 32 hex digits, as the agent's keys are.
+func halfKey(key string, half int) string {
+	if key == "" {
+		return ""
 	}
-	if *failures == 1 {
-		s.Log.Warnf("Relaying batch %s failed: %v; keeping it in the stream, retrying in %s", u.key, reason, wait)
-	} else {
-		s.Log.Debugf("Relaying batch %s failed again: %v; retrying in %s", u.key, reason, wait)
-	}
-	msg.NakWithDelay(wait) //nolint:errcheck // redelivered after ack_wait if lost
-	s.stats.relayFailures.Incr(1)
-	return wait
+	sum := sha256.Sum256([]byte(key + "/" + strconv.Itoa(half)))
+	return hex.EncodeToString(sum[:16])
 }
 
 // backoff doubles from a second up to limit with consecutive failures.

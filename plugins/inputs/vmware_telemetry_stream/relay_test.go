@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -300,5 +301,155 @@ func TestBackoff(t *testing.T) {
 		{1, time.Second}, {2, 2 * time.Second}, {4, 8 * time.Second}, {7, 30 * time.Second}, {100, 30 * time.Second},
 	} {
 		require.Equal(t, tt.want, backoff(tt.failures, 30*time.Second), "after %d failures", tt.failures)
+	}
+}
+
+// splittingUpstream answers like a listener whose limit is maxMetrics per
+// request: 413 above it, 201 for a key it has not stored, 200 duplicate
+// for one it has; the posts listed in fail (counted from 1) get a 503.
+type splittingUpstream struct {
+	maxMetrics int
+	fail       map[int]bool
+
+	mu     sync.Mutex
+	posts  int
+	stored map[string][]string // key -> the metrics' total fields, as posted
+}
+
+func (u *splittingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.posts++
+	n, err := strconv.Atoi(r.Header.Get(telemetry.HeaderMetricCount))
+	switch {
+	case err != nil:
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	case u.fail[u.posts]:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	case n > u.maxMetrics:
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		fmt.Fprintf(w, "batch of %d metrics is over the limit", n)
+		return
+	}
+	key := r.Header.Get(telemetry.HeaderIdempotencyKey)
+	if _, ok := u.stored[key]; ok {
+		w.Header().Set(telemetry.HeaderDuplicate, "true")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	dec, err := telemetry.NewDecoder(1<<20, 1<<16)
+	if err != nil {
+		panic(err)
+	}
+	src, closeFn, err := dec.Open(r.Body, r.Header.Get("Content-Encoding"))
+	if err != nil {
+		panic(err)
+	}
+	defer closeFn()
+	body, _ := io.ReadAll(src)
+	var totals []string
+	for _, f := range strings.Fields(string(body)) {
+		for _, kv := range strings.Split(f, ",") {
+			if v, ok := strings.CutPrefix(kv, "total="); ok {
+				totals = append(totals, v)
+			}
+		}
+	}
+	if len(totals) != n {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	u.stored[key] = totals
+	w.WriteHeader(http.StatusCreated)
+}
+
+// A batch the upstream finds too large is relayed in halves, down to
+// single metrics; every metric reaches the upstream once, and a message
+// delivered again after a failure midway is cut into the same keys, so
+// the parts stored before are answered duplicate.
+func TestForwardSplitsWhatTheUpstreamFindsTooLarge(t *testing.T) {
+	const inst, key = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+	for _, tt := range []struct {
+		name       string
+		metrics    int
+		maxMetrics int
+		fail       map[int]bool
+		want       []string // how the message is settled, delivery after delivery
+		wantParts  []int    // the sizes of the stored parts, in order
+		wantPosts  int
+		refused    int64
+	}{
+		{name: "within the limit: one post", metrics: 10, maxMetrics: 10, want: []string{"ack"}, wantParts: []int{10}, wantPosts: 1},
+		{name: "over it: halves, and halves of halves", metrics: 10, maxMetrics: 3, want: []string{"ack"},
+			wantParts: []int{2, 3, 2, 3}, wantPosts: 7},
+		{name: "a 503 midway: the stored parts are answered duplicate next time", metrics: 10, maxMetrics: 3,
+			fail: map[int]bool{5: true}, want: []string{"nak", "ack"}, wantParts: []int{2, 3, 2, 3}, wantPosts: 5 + 7},
+		{name: "no single metric fits: each refused, the message terminated", metrics: 2, maxMetrics: 0,
+			want: []string{"term"}, wantPosts: 3, refused: 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			up := &splittingUpstream{maxMetrics: tt.maxMetrics, fail: tt.fail, stored: map[string][]string{}}
+			srv := httptest.NewServer(up)
+			defer srv.Close()
+			log := &testutil.CaptureLogger{}
+			s := newTestStream(t, []string{"nats://127.0.0.1:4222"})
+			s.Durable = "tkgi-relay"
+			s.Log = log
+			s.Relay = &Relay{URL: srv.URL + telemetry.DefaultPath, MaxBackoff: config.Duration(30 * time.Second)}
+			require.NoError(t, s.Init())
+
+			var batch []telegraf.Metric
+			for i := range tt.metrics {
+				batch = append(batch, stamped("tkgi-agent", inst, "standard", map[string]any{"total": int64(i)}))
+			}
+			nm, err := telemetrystream.Encode("s", telemetrystream.Batch{ID: "id1", Key: key, Metrics: batch}, 0)
+			require.NoError(t, err)
+			r := &relayer{s: s, client: srv.Client()}
+			failures := 0
+			for _, want := range tt.want {
+				msg := &settledMsg{data: nm.Data, header: nm.Header}
+				r.forward(context.Background(), msg, &failures)
+				require.Equal(t, want, msg.how)
+			}
+
+			up.mu.Lock()
+			defer up.mu.Unlock()
+			require.Equal(t, tt.wantPosts, up.posts)
+			var sizes []int
+			seen := map[string]int{}
+			for k, totals := range up.stored {
+				require.Regexp(t, "^[0-9a-f]{32}$", k, "a part's key is 32 hex digits, as the agent's")
+				if len(tt.wantParts) > 1 {
+					require.NotEqual(t, key, k, "a part has a key of its own")
+				}
+				sizes = append(sizes, len(totals))
+				for _, v := range totals {
+					seen[v]++
+				}
+			}
+			if len(tt.wantParts) == 1 {
+				require.Contains(t, up.stored, key, "a batch within the limit keeps the agent's key")
+			}
+			require.ElementsMatch(t, tt.wantParts, sizes)
+			if tt.refused == 0 {
+				require.Len(t, seen, tt.metrics)
+			}
+			for v, n := range seen {
+				require.Equal(t, 1, n, "metric %s stored %d times", v, n)
+			}
+			require.Equal(t, tt.refused, s.stats.batchesRefused.Get())
+			if len(tt.wantParts) > 1 {
+				var infos []string
+				for _, e := range log.Messages() {
+					infos = append(infos, e.Text)
+				}
+				require.Contains(t, strings.Join(infos, "\n"), "too large for the upstream (413): relaying it in halves")
+			}
+			if tt.refused > 0 {
+				require.Contains(t, strings.Join(log.Errors(), "\n"), "its one metric is over the upstream's size limit")
+			}
+		})
 	}
 }

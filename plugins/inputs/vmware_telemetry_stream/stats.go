@@ -24,10 +24,10 @@ var statFields = []statField{
 	{"batches_skipped", "lake", "batches delivered again that lake_bucket says were written before: acknowledged, not written again"},
 	{"batches_dropped_by_outputs", "lake", "batches an output dropped (buffer overflow): sent back to the stream, delivered again"},
 	{"lake_bucket_errors", "lake", "reads or puts of lake_bucket that failed: a read failure delivers the batch later, a put failure lets a redelivery write it again"},
-	{"batches_relayed", "relay", "batches the upstream answered 201, or 200 duplicate: acknowledged"},
+	{"batches_relayed", "relay", "batches (or, after a `413`, parts of one) the upstream answered 201, or 200 duplicate"},
 	{"batches_duplicate", "relay", "of those, the ones the upstream answered 200 duplicate (it had them)"},
 	{"relay_failures", "relay", "tries that failed (no answer, 429, 5xx, 401/403/407...): each sent back to the stream and retried after a backoff"},
-	{"batches_refused", "relay", "batches the upstream answered 400 or 422: terminated, never relayed"},
+	{"batches_refused", "relay", "batches the upstream answered 400 or 422, and single metrics still too large after halving (413): dropped, never relayed"},
 	{"messages_terminated", "", "messages that cannot be read (corrupt, over the limits, not stamped): terminated, never delivered again"},
 }
 
