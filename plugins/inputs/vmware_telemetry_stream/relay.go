@@ -309,8 +309,11 @@ func (r *relayer) forward(ctx context.Context, msg jetstream.Msg, failures *int)
 	for len(parts) > 0 {
 		part := parts[0]
 		if !encoded {
-			// A half: its metrics were read with the whole batch, so
-			// encoding them cannot fail.
+			// A half. A long run of halves must not outlive ack_wait, or
+			// the message would be delivered to another worker meanwhile.
+			msg.InProgress() //nolint:errcheck // at worst delivered again: the upstream answers duplicate
+			// Its metrics were read with the whole batch, so encoding
+			// them cannot fail.
 			if u, err = unstamp(part); err != nil {
 				s.Log.Errorf("Dropping part %s of message %s: %v", part.Key, msgRef(msg), err)
 				parts = parts[1:]

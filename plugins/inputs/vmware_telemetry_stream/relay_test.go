@@ -124,10 +124,11 @@ func TestUnstamp(t *testing.T) {
 
 // settledMsg is a stream message that records how it was settled.
 type settledMsg struct {
-	data   []byte
-	header nats.Header
-	how    string
-	delay  time.Duration
+	data     []byte
+	header   nats.Header
+	how      string
+	delay    time.Duration
+	progress int // InProgress calls
 }
 
 func (m *settledMsg) Metadata() (*jetstream.MsgMetadata, error) {
@@ -141,7 +142,7 @@ func (m *settledMsg) Ack() error                         { m.how = "ack"; return
 func (m *settledMsg) DoubleAck(context.Context) error    { m.how = "ack"; return nil }
 func (m *settledMsg) Nak() error                         { m.how = "nak"; return nil }
 func (m *settledMsg) NakWithDelay(d time.Duration) error { m.how, m.delay = "nak", d; return nil }
-func (*settledMsg) InProgress() error                    { return nil }
+func (m *settledMsg) InProgress() error                  { m.progress++; return nil }
 func (m *settledMsg) Term() error                        { m.how = "term"; return nil }
 func (m *settledMsg) TermWithReason(string) error        { m.how = "term"; return nil }
 
@@ -408,11 +409,16 @@ func TestForwardSplitsWhatTheUpstreamFindsTooLarge(t *testing.T) {
 			require.NoError(t, err)
 			r := &relayer{s: s, client: srv.Client()}
 			failures := 0
+			progress := 0
 			for _, want := range tt.want {
 				msg := &settledMsg{data: nm.Data, header: nm.Header}
 				r.forward(context.Background(), msg, &failures)
 				require.Equal(t, want, msg.how)
+				progress += msg.progress
 			}
+			// Every post but each delivery's first (the whole batch) is of
+			// a half, and tells the stream the message is in progress.
+			require.Equal(t, tt.wantPosts-len(tt.want), progress, "InProgress before each half")
 
 			up.mu.Lock()
 			defer up.mu.Unlock()
