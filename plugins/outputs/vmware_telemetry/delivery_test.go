@@ -149,6 +149,7 @@ func TestLostAnswerStoredOnce(t *testing.T) {
 	clk.Add(time.Hour)
 	require.NoError(t, o.Write(in))
 
+	srv.waitRecorded(2)
 	reqs := srv.reqs()
 	require.Len(t, reqs, 2)
 	require.Equal(t, keys(reqs)[0], keys(reqs)[1])

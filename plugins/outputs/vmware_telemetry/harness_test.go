@@ -286,6 +286,27 @@ func (s *server) waitArrived(n int) {
 	}
 }
 
+// waitRecorded waits until n requests have been recorded with their
+// answer: a handler that cuts the connection records its request after the
+// client has already seen the cut, and may retry, first.
+func (s *server) waitRecorded(n int) {
+	s.t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		recorded, changed := len(s.requests), s.changed
+		s.mu.Unlock()
+		if recorded >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			require.FailNowf(s.t, "requests not recorded", "%d of %d requests recorded in 10s", recorded, n)
+		}
+	}
+}
+
 // answer is a scripted answer other than storing: a status, with a
 // Retry-After header and a body if set.
 type answer struct {
