@@ -8,7 +8,9 @@
 # prints requests/s, metrics/s, p50/p99 latency, peak RSS, CPU per metric
 # and the ratios against http_listener_v2. With -jetstream: the listener's
 # embedded store (1 replica) against 1 and 3 replicas on a local three-node
-# NATS JetStream cluster (scripts/nats-server.sh), NATS CPU counted.
+# NATS JetStream cluster (scripts/nats-server.sh), NATS CPU counted and
+# split between the replicas and the NATS servers, and per NATS server by
+# role (leader of the stream, of the key bucket, or follower).
 # Usage: scripts/bench-listener.sh [bin/telegraf-tkgi] [go run flags: -agents 32 -duration 20s -rounds 3 -jetstream ...]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

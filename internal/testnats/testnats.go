@@ -217,6 +217,27 @@ func (c *Cluster) PIDs() []int {
 	return pids
 }
 
+// Names are the nodes' server names, in node order (as JetStream's
+// cluster info names a stream's leader).
+func (c *Cluster) Names() []string {
+	names := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		names[i] = n.name
+	}
+	return names
+}
+
+// PID is node i's process id, 0 while it is not running.
+func (c *Cluster) PID(i int) int {
+	n := c.nodes[i]
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Log is node i's output so far, for failure messages.
 func (c *Cluster) Log(i int) string {
 	data, _ := os.ReadFile(c.nodes[i].logPath)

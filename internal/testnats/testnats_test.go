@@ -2,6 +2,7 @@ package testnats
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -35,8 +36,14 @@ func TestClusterSurvivesOneNodeKilled(t *testing.T) {
 	}
 	publish(10)
 	c.Kill(1)
+	if c.PID(1) != 0 {
+		t.Fatalf("killed node has pid %d, want 0", c.PID(1))
+	}
 	publish(10)
 	c.Restart(1)
+	if c.PID(1) == 0 {
+		t.Fatal("restarted node has no pid")
+	}
 	publish(10)
 
 	s, err := js.Stream(ctx, "T")
@@ -46,6 +53,9 @@ func TestClusterSurvivesOneNodeKilled(t *testing.T) {
 	info, err := s.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Contains(c.Names(), info.Cluster.Leader) {
+		t.Fatalf("stream leader %q is none of the nodes %v", info.Cluster.Leader, c.Names())
 	}
 	if info.State.Msgs != 30 {
 		t.Fatalf("stream holds %d messages, want 30", info.State.Msgs)

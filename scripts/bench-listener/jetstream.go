@@ -47,7 +47,7 @@ func jetStreamTargets(work string, batch int, bodies [][]byte) []target {
 	servers := cluster.URLs()
 	headers := map[string]string{"Content-Type": telemetry.ContentType, telemetry.HeaderLevel: "standard", "Content-Encoding": "zstd"}
 	replicas := func(name string, n int) target {
-		tg := target{name: name, headers: headers, bodies: bodies, encoding: "zstd", keyed: true, extraPIDs: cluster.PIDs()}
+		tg := target{name: name, headers: headers, bodies: bodies, encoding: "zstd", keyed: true, extraPIDs: cluster.PIDs(), nats: cluster}
 		for range n {
 			port := freePort()
 			tg.confs = append(tg.confs, jetStreamConf(batch, port, servers))

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,6 +42,7 @@ import (
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/loopback"
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/nodebatch"
+	"github.com/telegraf-tkgi/telegraf-tkgi/internal/testnats"
 	"github.com/telegraf-tkgi/telegraf-tkgi/plugins/common/telemetry"
 )
 
@@ -57,6 +59,8 @@ type target struct {
 	keyed    bool
 	// extraPIDs are counted in the CPU figure too (the NATS servers)
 	extraPIDs []int
+	// nats, when set, is the cluster whose CPU is also split by role
+	nats *testnats.Cluster
 }
 
 type result struct {
@@ -69,6 +73,7 @@ type result struct {
 	lat      []time.Duration
 	peakRSS  int64 // KiB
 	cpuTicks int64
+	roles    natsRoles
 }
 
 func main() {
@@ -185,6 +190,7 @@ func merge(a, b result) result {
 	a.lat = append(a.lat, b.lat...)
 	a.peakRSS = max(a.peakRSS, b.peakRSS)
 	a.cpuTicks += b.cpuTicks
+	a.roles.add(b.roles)
 	return a
 }
 
@@ -242,6 +248,10 @@ func run(bin, work string, tg target, agents, batch int, warmup, duration time.D
 		lats      []time.Duration
 		wg        sync.WaitGroup
 		seq       atomic.Int64
+		// keys unique to this run: the listener's de-duplication (its
+		// file, the shared bucket) outlives a run, and a key seen before
+		// is answered 200 duplicate without storing anything
+		keyPrefix = fmt.Sprintf("bench-%x-", rand.Uint64())
 	)
 	for a := 0; a < agents; a++ {
 		wg.Add(1)
@@ -256,7 +266,7 @@ func run(bin, work string, tg target, agents, batch int, warmup, duration time.D
 					req.Header.Set(k, v)
 				}
 				if tg.keyed {
-					req.Header.Set(telemetry.HeaderIdempotencyKey, "bench-"+strconv.FormatInt(seq.Add(1), 10))
+					req.Header.Set(telemetry.HeaderIdempotencyKey, keyPrefix+strconv.FormatInt(seq.Add(1), 10))
 				}
 				start := time.Now()
 				resp, err := client.Do(req)
@@ -273,7 +283,12 @@ func run(bin, work string, tg target, agents, batch int, warmup, duration time.D
 				if !measuring.Load() {
 					continue
 				}
-				if resp.StatusCode/100 == 2 {
+				if resp.Header.Get(telemetry.HeaderDuplicate) == "true" {
+					// stored before: not a batch stored now
+					mu.Lock()
+					refused[statusDuplicate]++
+					mu.Unlock()
+				} else if resp.StatusCode/100 == 2 {
 					requests.Add(1)
 					metrics.Add(int64(batch))
 					mine = append(mine, lat)
@@ -290,6 +305,16 @@ func run(bin, work string, tg target, agents, batch int, warmup, duration time.D
 		}(a)
 	}
 	time.Sleep(warmup)
+	var natsBefore, natsAfter natsSample
+	if tg.nats != nil {
+		var err error
+		if natsBefore, err = natsLeaders(tg.nats); err != nil {
+			stop.Store(true)
+			wg.Wait()
+			return result{}, err
+		}
+		natsBefore.ticks = nodeTicks(tg.nats)
+	}
 	ticksBefore := cpuTicks(pids)
 	measuring.Store(true)
 	begin := time.Now()
@@ -300,6 +325,18 @@ func run(bin, work string, tg target, agents, batch int, warmup, duration time.D
 	measuring.Store(false)
 	elapsed := time.Since(begin)
 	ticksAfter := cpuTicks(pids)
+	var roles natsRoles
+	if tg.nats != nil {
+		ticks := nodeTicks(tg.nats)
+		var err error
+		if natsAfter, err = natsLeaders(tg.nats); err != nil {
+			stop.Store(true)
+			wg.Wait()
+			return result{}, err
+		}
+		natsAfter.ticks = ticks
+		roles = rolesBetween(tg.nats.Names(), natsBefore, natsAfter, metrics.Load(), ticksAfter-ticksBefore)
+	}
 	stop.Store(true)
 	wg.Wait()
 	var peak int64
@@ -310,6 +347,7 @@ func run(bin, work string, tg target, agents, batch int, warmup, duration time.D
 	return result{
 		target: tg.name, requests: requests.Load(), metrics: metrics.Load(), refused: refused,
 		errors: errCount.Load(), elapsed: elapsed, lat: lats, peakRSS: peak, cpuTicks: ticksAfter - ticksBefore,
+		roles: roles,
 	}, nil
 }
 
@@ -324,6 +362,9 @@ func report(rs []result, perRound [][]float64, baseIdx, agents, batch, rounds in
 			rate(r, r.requests), rate(r, r.metrics),
 			pct(r.lat, 0.50).Round(100*time.Microsecond), pct(r.lat, 0.99).Round(100*time.Microsecond),
 			float64(r.peakRSS)/1024, cpuPerMetric(r), statusCounts(r.refused), r.errors)
+	}
+	for _, r := range rs {
+		reportRoles(r.target, r.roles)
 	}
 	base := rs[baseIdx]
 	for i, r := range rs {
@@ -461,7 +502,12 @@ func listenerConf(batch, port int, acknowledge, dedupFile string) string {
 `, batch, port, acknowledge, dedupFile)
 }
 
-// statusCounts prints refusals as "503x4 429x1", or "0" when there were none.
+// statusDuplicate counts 200 answers marked duplicate with the refusals:
+// a batch answered so was not stored by the run.
+const statusDuplicate = 0
+
+// statusCounts prints refusals as "503x4 429x1" (duplicates as "dupx3"),
+// or "0" when there were none.
 func statusCounts(m map[int]int64) string {
 	if len(m) == 0 {
 		return "0"
@@ -469,6 +515,10 @@ func statusCounts(m map[int]int64) string {
 	codes := slices.Sorted(maps.Keys(m))
 	parts := make([]string, 0, len(codes))
 	for _, c := range codes {
+		if c == statusDuplicate {
+			parts = append(parts, fmt.Sprintf("dupx%d", m[c]))
+			continue
+		}
 		parts = append(parts, fmt.Sprintf("%dx%d", c, m[c]))
 	}
 	return strings.Join(parts, " ")

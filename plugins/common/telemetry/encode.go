@@ -15,6 +15,9 @@ import (
 // values checked) into a buffer it reuses across batches.
 type Encoder struct {
 	lp lineprotocol.Encoder
+	// view is AppendMetric's scratch: its slices are reused, so a batch
+	// does not allocate them per metric.
+	view View
 }
 
 // NewEncoder returns an empty encoder.
@@ -67,17 +70,23 @@ func (e *Encoder) AppendView(v *View) error {
 	return nil
 }
 
-// AppendMetric writes a metric as it is, without any dictionary: tests and
-// tools use it; the output writes Views.
+// AppendMetric writes a metric as it is, without any dictionary: the
+// stream's messages, tests and tools use it; the output writes Views.
 func (e *Encoder) AppendMetric(m telegraf.Metric) error {
-	v := View{Name: m.Name(), Time: m.Time()}
+	v := &e.view
+	v.Name, v.Time = m.Name(), m.Time()
+	v.Tags, v.Fields = v.Tags[:0], v.Fields[:0]
 	for _, t := range m.TagList() {
 		v.Tags = append(v.Tags, *t)
 	}
 	for _, f := range m.FieldList() {
 		v.Fields = append(v.Fields, *f)
 	}
-	return e.AppendView(&v)
+	err := e.AppendView(v)
+	// Drop the references to m's values (strings) until the next call.
+	clear(v.Tags)
+	clear(v.Fields)
+	return err
 }
 
 func lpValue(x any) (lineprotocol.Value, bool) {

@@ -65,6 +65,49 @@ func TestEncoderSkipsBadLines(t *testing.T) {
 	require.Zero(t, e.Len())
 }
 
+// AppendMetric reuses its scratch view: a metric with fewer tags or
+// fields than the one before carries none of the earlier ones, in either
+// order, and a refused metric leaves nothing for the next.
+func TestAppendMetricReusesNothingOfTheLast(t *testing.T) {
+	wide, narrow := sampleMetrics()[1], sampleMetrics()[0]
+	bad := metric.New("m", map[string]string{"x": "1", "y": "2", "z": "3"}, map[string]any{"f": math.Inf(1)}, ts)
+	for _, order := range [][]telegraf.Metric{
+		{wide, narrow, wide},
+		{narrow, wide, narrow},
+		{wide, bad, narrow},
+	} {
+		e := NewEncoder()
+		var want []telegraf.Metric
+		for _, m := range order {
+			if m == bad {
+				require.Error(t, e.AppendMetric(m))
+				continue
+			}
+			require.NoError(t, e.AppendMetric(m))
+			want = append(want, m)
+		}
+		dec, err := NewDecoder(1<<20, 1<<10)
+		require.NoError(t, err)
+		got, _, err := dec.Decode(e.Bytes(), EncodingIdentity, time.Now())
+		require.NoError(t, err)
+		testutil.RequireMetricsEqual(t, want, got)
+	}
+}
+
+func BenchmarkAppendMetric(b *testing.B) {
+	metrics := sampleMetrics()
+	e := NewEncoder()
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Reset()
+		for _, m := range metrics {
+			if err := e.AppendMetric(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
 func TestNewCompressorUnknown(t *testing.T) {
 	_, err := NewCompressor("br")
 	require.ErrorIs(t, err, ErrUnsupportedEncoding)

@@ -28,6 +28,9 @@ const (
 	DefaultSubject         = "tkgi.telemetry.batches"
 	DefaultReplicas        = 3
 	DefaultDuplicateWindow = 10 * time.Minute
+	// DefaultDedupBucket is the listener replicas' shared key bucket;
+	// JetStream keeps it in the stream "KV_" + its name.
+	DefaultDedupBucket = "TKGI_TELEMETRY_DEDUP"
 )
 
 // Message headers. nats.MsgIdHdr (Nats-Msg-Id) carries Key, so the stream

@@ -38,7 +38,6 @@ type JetStream struct {
 }
 
 const (
-	defaultDedupBucket    = "TKGI_TELEMETRY_DEDUP"
 	defaultMaxMessageSize = 1 << 20
 	// fieldBatchKey carries the agent's Idempotency-Key in every record
 	// stored through the stream, so the lake can be checked batch by batch.
@@ -102,7 +101,7 @@ func (b *streamBackend) working() {
 func (j *JetStream) validate() error {
 	j.SetDefaults()
 	if j.DedupBucket == "" {
-		j.DedupBucket = defaultDedupBucket
+		j.DedupBucket = telemetrystream.DefaultDedupBucket
 	}
 	if j.MaxMessageSize == 0 {
 		j.MaxMessageSize = defaultMaxMessageSize

@@ -55,7 +55,7 @@ func TestJetStreamInit(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, telemetrystream.DefaultStream, l.JetStream.Stream)
 			require.Equal(t, 3, l.JetStream.Replicas)
-			require.Equal(t, defaultDedupBucket, l.JetStream.DedupBucket)
+			require.Equal(t, telemetrystream.DefaultDedupBucket, l.JetStream.DedupBucket)
 			require.Equal(t, config.Size(defaultMaxMessageSize), l.JetStream.MaxMessageSize)
 		})
 	}
@@ -83,7 +83,7 @@ func TestJetStreamReplicasShareBatchKeys(t *testing.T) {
 		return hex.EncodeToString(dk[:])
 	}
 	bucket := func() jetstream.KeyValue {
-		kv, err := js.KeyValue(ctx, defaultDedupBucket)
+		kv, err := js.KeyValue(ctx, telemetrystream.DefaultDedupBucket)
 		require.NoError(t, err)
 		return kv
 	}
