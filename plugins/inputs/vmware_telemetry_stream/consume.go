@@ -151,7 +151,7 @@ func (s *Stream) relayURL() string {
 }
 
 func (c *consumer) consume(ctx context.Context, cons jetstream.Consumer) {
-	iter, err := cons.Messages(jetstream.PullMaxMessages(c.s.MaxUndeliveredBatches))
+	iter, err := cons.Messages(pullOptions(c.s.MaxUndeliveredBatches)...)
 	if err != nil {
 		c.s.Log.Errorf("Consuming failed: %v", err)
 		return
@@ -181,6 +181,20 @@ func (c *consumer) consume(ctx context.Context, cons jetstream.Consumer) {
 		if !c.handle(ctx, msg) {
 			<-c.slots
 		}
+	}
+}
+
+// pullOptions are the lake consumer's and the relay's pull requests: up
+// to max messages, each request open 10 s with a heartbeat every 3 s.
+// nats.go's defaults (30 s, 15 s) let a pull lost with a NATS server (its
+// consumer's leader elected elsewhere) go unnoticed for 30 s, during which
+// nothing is consumed; with these it is noticed within about 6 s and
+// pulled again. The cost is an idle request every 10 s.
+func pullOptions(max int) []jetstream.PullMessagesOpt {
+	return []jetstream.PullMessagesOpt{
+		jetstream.PullMaxMessages(max),
+		jetstream.PullExpiry(10 * time.Second),
+		jetstream.PullHeartbeat(3 * time.Second),
 	}
 }
 
@@ -308,18 +322,54 @@ func (c *consumer) settle(ctx context.Context, p pendingBatch, delivered bool) {
 	}
 	c.s.stats.written(p.metrics)
 	if p.id != "" {
-		putCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := c.lake.Put(putCtx, p.id, written)
-		cancel()
-		if err != nil {
-			c.s.Log.Warnf("Batch %s is written but not marked in the lake bucket: %v", p.id, err)
-			c.s.stats.lakeBucketErrors.Incr(1)
-		}
+		c.mark(ctx, p)
 	}
 	ackCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := p.msg.DoubleAck(ackCtx); err != nil {
 		c.s.Log.Warnf("Acknowledging message %s: %v; when delivered again the lake bucket skips it", msgRef(p.msg), err)
+	}
+}
+
+// Tries of a lake bucket put that failed are spaced from markRetryMin,
+// doubling, to markRetryMax.
+var (
+	markRetryMin = 250 * time.Millisecond
+	markRetryMax = 2 * time.Second
+)
+
+// mark puts a written batch's key in the lake bucket, trying again until
+// the put lands or the consumer stops. Giving up would be worse: the
+// acknowledgement that follows can fail for the same reason (a NATS server
+// lost, its streams electing new leaders for some seconds), and the stream
+// then delivers the batch again with no mark to skip it, so a consumer
+// that never crashed would write it twice. Meanwhile the batch stays in
+// flight, so a delivery again is let go, and the message is kept in
+// progress.
+func (c *consumer) mark(ctx context.Context, p pendingBatch) {
+	wait := markRetryMin
+	for try := 1; ; try++ {
+		putCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := c.lake.Put(putCtx, p.id, written)
+		cancel()
+		if err == nil {
+			if try > 1 {
+				c.s.Log.Infof("Batch %s is marked in the lake bucket after %d tries", p.id, try)
+			}
+			return
+		}
+		c.s.stats.lakeBucketErrors.Incr(1)
+		if try == 1 {
+			c.s.Log.Warnf("Batch %s is written but not marked in the lake bucket: %v; trying again until it is (if this goes on, check the NATS servers)", p.id, err)
+		}
+		select {
+		case <-ctx.Done():
+			c.s.Log.Warnf("Stopping with batch %s written but not marked in the lake bucket: if the stream delivers it again, it is written again (its records carry batch_key)", p.id)
+			return
+		case <-time.After(wait):
+		}
+		p.msg.InProgress() //nolint:errcheck // a lost one only lets ack_wait run
+		wait = min(2*wait, markRetryMax)
 	}
 }
 

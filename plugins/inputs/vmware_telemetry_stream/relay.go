@@ -232,7 +232,7 @@ func (s *Stream) relay(ctx context.Context, cons jetstream.Consumer) {
 	} else {
 		s.Log.Infof("Relaying platform events to %s", s.Relay.EventsURL)
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(s.MaxUndeliveredBatches))
+	iter, err := cons.Messages(pullOptions(s.MaxUndeliveredBatches)...)
 	if err != nil {
 		s.Log.Errorf("Consuming failed: %v", err)
 		return

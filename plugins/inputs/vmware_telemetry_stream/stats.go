@@ -23,7 +23,7 @@ var statFields = []statField{
 	{"metrics_written", "lake", "metrics of those batches"},
 	{"batches_skipped", "lake", "batches delivered again that lake_bucket says were written before: acknowledged, not written again"},
 	{"batches_dropped_by_outputs", "lake", "batches an output dropped (buffer overflow): sent back to the stream, delivered again"},
-	{"lake_bucket_errors", "lake", "reads or puts of lake_bucket that failed: a read failure delivers the batch later, a put failure lets a redelivery write it again"},
+	{"lake_bucket_errors", "lake", "reads or puts of lake_bucket that failed, each try: a read failure delivers the batch later, a put failure is tried again until it lands (a crash meanwhile lets a redelivery write the batch again)"},
 	{"batches_relayed", "relay", "batches (or, after a `413`, parts of one) the upstream answered 201, or 200 duplicate"},
 	{"batches_duplicate", "relay", "of those, the ones the upstream answered 200 duplicate (it had them)"},
 	{"relay_failures", "relay", "tries that failed (no answer, 429, 5xx, 401/403/407...): each sent back to the stream and retried after a backoff"},

@@ -124,15 +124,19 @@ func (m *fakeMsg) DoubleAck(context.Context) error  { return m.record("double-ac
 func (m *fakeMsg) Nak() error                       { return m.record("nak") }
 func (m *fakeMsg) NakWithDelay(time.Duration) error { return m.record("nak-delay") }
 func (m *fakeMsg) Term() error                      { return m.record("term") }
+func (m *fakeMsg) InProgress() error                { return m.record("in-progress") }
 func (m *fakeMsg) how() []string                    { m.mu.Lock(); defer m.mu.Unlock(); return m.settled }
 
 // fakeBucket is the lake bucket: the keys written, and errors to answer.
 type fakeBucket struct {
 	jetstream.KeyValue
 	getErr, putErr error
+	// putFails is how many puts answer putErr before one lands; 0: all.
+	putFails int
 
 	mu   sync.Mutex
 	keys map[string]bool
+	puts int
 }
 
 func (b *fakeBucket) Get(_ context.Context, key string) (jetstream.KeyValueEntry, error) {
@@ -150,7 +154,8 @@ func (b *fakeBucket) Get(_ context.Context, key string) (jetstream.KeyValueEntry
 func (b *fakeBucket) Put(_ context.Context, key string, _ []byte) (uint64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.putErr != nil {
+	b.puts++
+	if b.putErr != nil && (b.putFails == 0 || b.puts <= b.putFails) {
 		return 0, b.putErr
 	}
 	b.keys[key] = true
@@ -159,6 +164,7 @@ func (b *fakeBucket) Put(_ context.Context, key string, _ []byte) (uint64, error
 
 // What the consumer does with one message, and what it counts.
 func TestConsumerSettlesAndCounts(t *testing.T) {
+	quickMarkRetries(t)
 	good := func(t *testing.T) (nats.Header, []byte) {
 		msg, err := telemetrystream.Encode("test", batch("k1", 4), 0)
 		require.NoError(t, err)
@@ -194,9 +200,10 @@ func TestConsumerSettlesAndCounts(t *testing.T) {
 			counted: map[string]int64{"lake_bucket_errors": 1},
 		},
 		{
-			name: "failed mark is counted, the batch still acknowledged",
-			msg:  good, bucket: &fakeBucket{putErr: errors.New("no quorum")}, want: []string{"double-ack"},
-			counted: map[string]int64{"batches_written": 1, "metrics_written": 4, "lake_bucket_errors": 1},
+			name: "failed marks are counted and tried again, then the batch acknowledged",
+			msg:  good, bucket: &fakeBucket{putErr: errors.New("no quorum"), putFails: 2},
+			want: []string{"in-progress", "in-progress", "double-ack"}, marked: true,
+			counted: map[string]int64{"batches_written": 1, "metrics_written": 4, "lake_bucket_errors": 2},
 		},
 		{
 			name: "unreadable message is terminated",

@@ -293,3 +293,52 @@ func TestStopSettlesWhatTheOutputsHold(t *testing.T) {
 	require.Zero(t, info.NumPending)
 	require.Equal(t, map[string]int64{"batches_written": 4, "metrics_written": 8}, s.stats.counters())
 }
+
+// The lake bucket out of reach right after the outputs wrote (two of three
+// NATS servers down: no quorum for the bucket, the stream or the consumer,
+// so the acknowledgements fail too): the marks are tried until the servers
+// are back, and no batch is written twice, though ack_wait passed
+// meanwhile. The acknowledgements themselves wait for the consumer's own
+// leader, which NATS can take a minute or more to elect again after such
+// a loss; a batch delivered before then is skipped by its mark
+// (TestConsumerWritesEachBatchOnce covers the skip).
+func TestMarksOutlastALostQuorum(t *testing.T) {
+	quickMarkRetries(t)
+	c := newStreamCluster(t)
+	cluster, ctx := c.Cluster, c.ctx
+	for i := range 4 {
+		c.publish(batch(fmt.Sprintf("q%d", i), 2))
+	}
+
+	out := newLake()
+	out.hold = true
+	s := newTestStream(t, cluster.URLs())
+	s.MaxUndeliveredBatches = 4
+	s.AckWait = config.Duration(2 * time.Second)
+	require.NoError(t, s.Init())
+	require.NoError(t, s.Start(out))
+	defer s.Stop()
+	require.Eventually(t, func() bool { return out.holding() == 4 }, time.Minute, 50*time.Millisecond)
+
+	cluster.Kill(0)
+	cluster.Kill(1)
+	out.release() // written while no mark can be put
+	require.Eventually(t, func() bool { return s.stats.counters()["lake_bucket_errors"] >= 4 }, time.Minute, 50*time.Millisecond,
+		"every batch's mark failed at least once")
+	time.Sleep(time.Duration(s.AckWait)) // ack_wait passes while the marks fail
+	cluster.Restart(0)
+	cluster.Restart(1)
+
+	require.Eventually(t, func() bool {
+		for i := range 4 {
+			if _, err := c.marks.Get(ctx, fmt.Sprintf("id-q%d", i)); err != nil {
+				return false
+			}
+		}
+		return true
+	}, time.Minute, 100*time.Millisecond, "the marks never landed")
+	// Deliveries again, due since ack_wait passed, come within it.
+	time.Sleep(3 * time.Duration(s.AckWait))
+	require.Equal(t, map[string]int{"q0": 2, "q1": 2, "q2": 2, "q3": 2}, out.perBatch(), "each batch written once")
+	require.Equal(t, int64(4), s.stats.counters()["batches_written"])
+}
