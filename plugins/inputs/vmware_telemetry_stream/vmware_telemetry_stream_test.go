@@ -183,6 +183,26 @@ func (c *streamCluster) publishMsg(msg *nats.Msg) {
 	require.NoError(c.t, err)
 }
 
+// startHolding stores four batches (prefix0-3, 2 metrics each) and starts
+// a consumer, changed by set if given, whose outputs hold them unwritten.
+func (c *streamCluster) startHolding(prefix string, set func(*Stream)) (*Stream, *lake) {
+	c.t.Helper()
+	for i := range 4 {
+		c.publish(batch(fmt.Sprintf("%s%d", prefix, i), 2))
+	}
+	out := newLake()
+	out.hold = true
+	s := newTestStream(c.t, c.URLs())
+	s.MaxUndeliveredBatches = 4
+	if set != nil {
+		set(s)
+	}
+	require.NoError(c.t, s.Init())
+	require.NoError(c.t, s.Start(out))
+	require.Eventually(c.t, func() bool { return out.holding() == 4 }, time.Minute, 50*time.Millisecond)
+	return s, out
+}
+
 // seed stores b1, b2 and b3 (5 metrics each) and written-before, whose
 // key the lake bucket holds (a crash after its write, before its
 // acknowledgement).
@@ -251,18 +271,8 @@ func TestConsumerWritesEachBatchOnce(t *testing.T) {
 // leaves, and its successor writes none of them again.
 func TestStopSettlesWhatTheOutputsHold(t *testing.T) {
 	c := newStreamCluster(t)
-	cluster, js, ctx := c.Cluster, c.js, c.ctx
-	for i := range 4 {
-		c.publish(batch(fmt.Sprintf("s%d", i), 2))
-	}
-
-	out := newLake()
-	out.hold = true
-	s := newTestStream(t, cluster.URLs())
-	s.MaxUndeliveredBatches = 4
-	require.NoError(t, s.Init())
-	require.NoError(t, s.Start(out))
-	require.Eventually(t, func() bool { return out.holding() == 4 }, time.Minute, 50*time.Millisecond)
+	js, ctx := c.js, c.ctx
+	s, out := c.startHolding("s", nil)
 
 	stopped := make(chan struct{})
 	go func() {
@@ -306,19 +316,8 @@ func TestMarksOutlastALostQuorum(t *testing.T) {
 	quickMarkRetries(t)
 	c := newStreamCluster(t)
 	cluster, ctx := c.Cluster, c.ctx
-	for i := range 4 {
-		c.publish(batch(fmt.Sprintf("q%d", i), 2))
-	}
-
-	out := newLake()
-	out.hold = true
-	s := newTestStream(t, cluster.URLs())
-	s.MaxUndeliveredBatches = 4
-	s.AckWait = config.Duration(2 * time.Second)
-	require.NoError(t, s.Init())
-	require.NoError(t, s.Start(out))
+	s, out := c.startHolding("q", func(s *Stream) { s.AckWait = config.Duration(2 * time.Second) })
 	defer s.Stop()
-	require.Eventually(t, func() bool { return out.holding() == 4 }, time.Minute, 50*time.Millisecond)
 
 	cluster.Kill(0)
 	cluster.Kill(1)

@@ -270,20 +270,7 @@ func (s *server) notifyLocked() {
 // waitArrived waits until n requests have arrived (answered or not).
 func (s *server) waitArrived(n int) {
 	s.t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		s.mu.Lock()
-		arrived, changed := s.arrived, s.changed
-		s.mu.Unlock()
-		if arrived >= n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timeout:
-			require.FailNowf(s.t, "requests missing", "%d of %d requests arrived in 10s", arrived, n)
-		}
-	}
+	s.waitCount(n, "arrived", func() int { return s.arrived })
 }
 
 // waitRecorded waits until n requests have been recorded with their
@@ -291,18 +278,24 @@ func (s *server) waitArrived(n int) {
 // client has already seen the cut, and may retry, first.
 func (s *server) waitRecorded(n int) {
 	s.t.Helper()
+	s.waitCount(n, "recorded", func() int { return len(s.requests) })
+}
+
+// waitCount waits up to 10s until count (read under s.mu) reaches n.
+func (s *server) waitCount(n int, what string, count func() int) {
+	s.t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		s.mu.Lock()
-		recorded, changed := len(s.requests), s.changed
+		got, changed := count(), s.changed
 		s.mu.Unlock()
-		if recorded >= n {
+		if got >= n {
 			return
 		}
 		select {
 		case <-changed:
 		case <-timeout:
-			require.FailNowf(s.t, "requests not recorded", "%d of %d requests recorded in 10s", recorded, n)
+			require.FailNowf(s.t, "requests missing", "%d of %d requests %s in 10s", got, n, what)
 		}
 	}
 }
