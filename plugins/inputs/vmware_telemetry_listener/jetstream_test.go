@@ -14,6 +14,7 @@ import (
 	"github.com/influxdata/telegraf/plugins/inputs"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/telegraf-tkgi/telegraf-tkgi/internal/nodebatch"
@@ -59,6 +60,24 @@ func TestJetStreamInit(t *testing.T) {
 			require.Equal(t, config.Size(defaultMaxMessageSize), l.JetStream.MaxMessageSize)
 		})
 	}
+}
+
+// requireBucketValue waits until the key bucket holds want for key ("":
+// no key). A bucket's gets may be answered by any of its servers (direct
+// gets), and one a write has not reached yet answers the value before it
+// for some milliseconds.
+func requireBucketValue(t *testing.T, ctx context.Context, kv jetstream.KeyValue, key, want string) {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		entry, err := kv.Get(ctx, key)
+		if want == "" {
+			assert.ErrorIs(c, err, jetstream.ErrKeyNotFound, "key %s", key)
+			return
+		}
+		if assert.NoError(c, err, "key %s", key) {
+			assert.Equal(c, want, string(entry.Value()), "key %s", key)
+		}
+	}, 5*time.Second, 20*time.Millisecond)
 }
 
 // Two replicas on one real NATS cluster answer the agents as one server.
@@ -132,16 +151,13 @@ func TestJetStreamReplicasShareBatchKeys(t *testing.T) {
 		require.NoError(t, err)
 		resp, body := send(a, "k-orphan")
 		require.Equal(t, http.StatusCreated, resp.StatusCode, body)
-		entry, err := bucket().Get(ctx, claimID("k-orphan"))
-		require.NoError(t, err)
-		require.Equal(t, claimStored, string(entry.Value()))
+		requireBucketValue(t, ctx, bucket(), claimID("k-orphan"), claimStored)
 	})
 
 	t.Run("a refused batch releases its claim", func(t *testing.T) {
 		resp, body := a.do(post{body: []byte("not line protocol"), key: "k-bad"})
 		require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
-		_, err := bucket().Get(ctx, claimID("k-bad"))
-		require.ErrorIs(t, err, jetstream.ErrKeyNotFound)
+		requireBucketValue(t, ctx, bucket(), claimID("k-bad"), "")
 	})
 
 	t.Run("a batch over max_message_size is answered 413 and its claim released", func(t *testing.T) {
@@ -156,8 +172,7 @@ func TestJetStreamReplicasShareBatchKeys(t *testing.T) {
 		resp, body := small.do(post{body: big, encoding: "zstd", key: "k-big"})
 		require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, body)
 		require.Contains(t, body, "batch of 20000 metrics")
-		_, err := bucket().Get(ctx, claimID("k-big"))
-		require.ErrorIs(t, err, jetstream.ErrKeyNotFound)
+		requireBucketValue(t, ctx, bucket(), claimID("k-big"), "")
 		// A part of it fits: what the agent does after a 413 is split.
 		resp, body = small.do(post{body: zstdBytes(t, nodebatch.Lines(nodebatch.Pseudonym(7), node, 2, 1000)), encoding: "zstd", key: "k-half"})
 		require.Equal(t, http.StatusCreated, resp.StatusCode, body)
